@@ -1,0 +1,24 @@
+# The two commands of the README. Each installs whatever is missing first (scripts/setup.sh).
+VENV ?= .venv
+BIN := $(VENV)/bin
+SAMPLE ?= sample
+export PYOPENGL_PLATFORM ?= osmesa
+
+.PHONY: demo test setup lint
+
+## demo: generate the procedural sample and run every stage that exists on it
+demo: setup
+	$(BIN)/fer3d-bench make-sample $(SAMPLE) --overwrite
+	$(BIN)/fer3d-bench scan $(SAMPLE)/bu3dfe --dataset bu3dfe
+	$(BIN)/fer3d-bench scan $(SAMPLE)/bosphorus --dataset bosphorus
+	$(BIN)/fer3d-bench scan $(SAMPLE)/cald3r-mend3s --dataset cald3r-mend3s
+
+## test: the test suite (what CI runs)
+test: setup
+	$(BIN)/python -m pytest
+
+setup:
+	@bash scripts/setup.sh
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .

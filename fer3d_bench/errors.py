@@ -1,0 +1,26 @@
+"""The project's own error types: each message names the file and what was expected."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class Fer3dError(Exception):
+    """Base class of every error fer3d-bench raises on purpose."""
+
+
+class FormatError(Fer3dError):
+    """A file does not follow its dataset's published format."""
+
+    def __init__(self, path: Path | str, problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class DatasetNotFoundError(Fer3dError):
+    """A dataset root is missing or holds no recognisable samples."""
+
+
+class ConfigError(Fer3dError):
+    """A configuration file (label map, layout patterns) is invalid."""

@@ -1,0 +1,145 @@
+"""What every dataset source shares: the sample record, the scan result, the scan loop."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from fer3d_bench.errors import DatasetNotFoundError, FormatError
+from fer3d_bench.taxonomy import LabelMap, load_label_map
+
+_UNSAFE_ID = re.compile(r"[/\\]|\.\.|\s")
+
+
+@dataclass(frozen=True)
+class SampleRecord:
+    """One sample of one dataset, with every file that belongs to it (role -> path)."""
+
+    sample_id: str  # "<dataset>:<name>", stable, no path separators
+    dataset: str
+    subject: str  # "<dataset>:<subject>"
+    label: str
+    code: str  # the dataset's own expression code
+    intensity: int  # -1 where the dataset has none
+    sex: str | None  # "F", "M" or None where unknown
+    files: dict[str, Path]
+
+    def __post_init__(self):
+        if _UNSAFE_ID.search(self.sample_id):
+            raise ValueError(f"sample id {self.sample_id!r} holds a path separator, '..' or space")
+
+
+@dataclass(frozen=True)
+class Excluded:
+    """A sample that was recognised but left out on purpose (its label is not mapped)."""
+
+    sample_id: str
+    code: str
+    reason: str
+    path: Path
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file that could not be used, and why."""
+
+    path: Path
+    reason: str
+
+
+@dataclass
+class ScanResult:
+    """Everything a scan of one root found, sorted by sample id."""
+
+    source: str
+    root: Path
+    samples: list[SampleRecord] = field(default_factory=list)
+    excluded: list[Excluded] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    ignored: Counter = field(default_factory=Counter)  # known file kinds that are not used
+
+    def frame(self) -> pd.DataFrame:
+        """The samples as a table, one row each, files as columns `file_<role>`."""
+        rows = []
+        for s in self.samples:
+            row = {
+                "sample_id": s.sample_id,
+                "dataset": s.dataset,
+                "subject": s.subject,
+                "label": s.label,
+                "code": s.code,
+                "intensity": s.intensity,
+                "sex": s.sex,
+            }
+            row.update({f"file_{role}": str(p) for role, p in sorted(s.files.items())})
+            rows.append(row)
+        columns = ["sample_id", "dataset", "subject", "label", "code", "intensity", "sex"]
+        return pd.DataFrame(rows, columns=None if rows else columns)
+
+
+class Source:
+    """A dataset in its native tree. Subclasses declare `name`, `roles` and `required`."""
+
+    name: str = ""
+    roles: tuple[str, ...] = ()
+    required: tuple[str, ...] = ()
+
+    def __init__(self, root: Path | str, label_map: LabelMap | None = None):
+        self.root = Path(root)
+        self.label_map = label_map or load_label_map()
+        self._verify()
+
+    def _verify(self) -> None:
+        if not self.root.exists():
+            raise DatasetNotFoundError(f"{self.name}: dataset root {self.root} does not exist")
+        if not self.root.is_dir():
+            raise DatasetNotFoundError(f"{self.name}: dataset root {self.root} is not a folder")
+
+    def files(self) -> list[Path]:
+        """Every file below the root, in a fixed order (never the file system's)."""
+        return sorted(p for p in self.root.rglob("*") if p.is_file())
+
+    def scan(self, check: bool = False, progress: Callable[[Iterable], Iterable] | None = None):
+        """Index the root; with `check`, also load every sample and skip those that fail."""
+        result = self._index()
+        result.samples.sort(key=lambda s: s.sample_id)
+        result.excluded.sort(key=lambda e: e.sample_id)
+        if check:
+            kept = []
+            for sample in progress(result.samples) if progress else result.samples:
+                try:
+                    self.load(sample)
+                except FormatError as exc:
+                    result.skipped.append(Skipped(exc.path, f"{sample.sample_id}: {exc.problem}"))
+                else:
+                    kept.append(sample)
+            result.samples = kept
+        result.skipped.sort(key=lambda s: (str(s.path), s.reason))
+        return result
+
+    def _index(self) -> ScanResult:
+        raise NotImplementedError
+
+    def load(self, sample: SampleRecord):
+        raise NotImplementedError
+
+    def _group(self, result: ScanResult, found: dict[str, dict[str, list[Path]]], make) -> None:
+        """Turn sample id -> role -> files into records, skipping incomplete or doubled ones."""
+        for sample_id, by_role in sorted(found.items()):
+            doubled = {role: paths for role, paths in by_role.items() if len(paths) > 1}
+            missing = [role for role in self.required if role not in by_role]
+            every = sorted(p for paths in by_role.values() for p in paths)
+            if doubled:
+                role, paths = sorted(doubled.items())[0]
+                reason = f"{sample_id}: {len(paths)} files claim the role {role!r}"
+            elif missing:
+                reason = f"{sample_id}: no {' or '.join(missing)} file for this sample"
+            else:
+                make(sample_id, {role: paths[0] for role, paths in by_role.items()})
+                continue
+            result.skipped.extend(Skipped(p, reason) for p in every)
