@@ -16,16 +16,16 @@ import numpy as np
 from fer3d_bench.errors import FormatError
 
 _HEADER = "#VRML V2.0"
-_IFS = re.compile(r"\bIndexedFaceSet\s*\{")
+_IFS = re.compile(r"IndexedFaceSet\s*\{")
 _POINTS = {
-    "coord": re.compile(r"\bcoord\s+(?:DEF\s+\S+\s+)?Coordinate\s*\{\s*point\s*\["),
-    "texCoord": re.compile(r"\btexCoord\s+(?:DEF\s+\S+\s+)?TextureCoordinate\s*\{\s*point\s*\["),
+    "coord": re.compile(r"coord\s+(?:DEF\s+\S+\s+)?Coordinate\s*\{\s*point\s*\["),
+    "texCoord": re.compile(r"texCoord\s+(?:DEF\s+\S+\s+)?TextureCoordinate\s*\{\s*point\s*\["),
 }
 _INDICES = {
-    "coordIndex": re.compile(r"\bcoordIndex\s*\["),
-    "texCoordIndex": re.compile(r"\btexCoordIndex\s*\["),
+    "coordIndex": re.compile(r"coordIndex\s*\["),
+    "texCoordIndex": re.compile(r"texCoordIndex\s*\["),
 }
-_URL = re.compile(r"\bImageTexture\s*\{[^}]*?\burl\s*\[?\s*\"([^\"]*)\"", re.S)
+_URL = re.compile(r"ImageTexture\s*\{[^}]*?\burl\s*\[?\s*\"([^\"]*)\"", re.S)
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def parse_vrml(text: str, path: Path | str = "<string>") -> VrmlMesh:
     index_text = _bracket_text(body, _INDICES["coordIndex"], path, "coordIndex")
     if index_text is None:
         raise FormatError(path, "IndexedFaceSet has no coordIndex")
-    coord_index = _integers(index_text, path, "coordIndex")
+    coord_index = _numbers(index_text, np.int64, path, "coordIndex")
     faces, sizes = _triangulate(coord_index, len(vertices), path, "coordIndex")
 
     texcoords = tex_faces = None
@@ -75,7 +75,9 @@ def parse_vrml(text: str, path: Path | str = "<string>") -> VrmlMesh:
     if tex_points is not None:
         texcoords = _as_rows(tex_points, 2, path, "texture coordinates")
         tex_text = _bracket_text(body, _INDICES["texCoordIndex"], path, "texCoordIndex")
-        tex_index = coord_index if tex_text is None else _integers(tex_text, path, "texCoordIndex")
+        tex_index = (
+            coord_index if tex_text is None else _numbers(tex_text, np.int64, path, "texCoordIndex")
+        )
         tex_faces, tex_sizes = _triangulate(tex_index, len(texcoords), path, "texCoordIndex")
         if len(tex_sizes) != len(sizes) or not np.array_equal(tex_sizes, sizes):
             raise FormatError(
@@ -108,19 +110,19 @@ def _bracket_text(body: str, pattern: re.Pattern, path, what: str) -> str | None
 
 def _bracket_numbers(body: str, pattern: re.Pattern, path, what: str) -> np.ndarray | None:
     text = _bracket_text(body, pattern, path, what)
-    if text is None:
-        return None
-    try:
-        return np.array(text.replace(",", " ").split(), dtype=np.float64)
-    except ValueError as exc:
-        raise FormatError(path, f"{what}: not a list of numbers ({exc})") from None
+    return None if text is None else _numbers(text, np.float64, path, what)
 
 
-def _integers(text: str, path, what: str) -> np.ndarray:
+def _numbers(text: str, dtype, path, what: str) -> np.ndarray:
+    """Whitespace- or comma-separated numbers, parsed in C by numpy."""
+    text = text.replace(",", " ")
+    if not text.strip():  # numpy reads a blank string as [0] for integer types
+        return np.empty(0, dtype=dtype)
     try:
-        return np.array(text.replace(",", " ").split(), dtype=np.int64)
-    except ValueError as exc:
-        raise FormatError(path, f"{what}: not a list of integers ({exc})") from None
+        return np.fromstring(text, dtype=dtype, sep=" ")
+    except ValueError:
+        kind = "integers" if dtype == np.int64 else "numbers"
+        raise FormatError(path, f"{what}: not a list of {kind}") from None
 
 
 def _as_rows(values: np.ndarray, width: int, path, what: str) -> np.ndarray:

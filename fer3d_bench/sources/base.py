@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from fer3d_bench.errors import DatasetNotFoundError, FormatError
-from fer3d_bench.taxonomy import LabelMap, load_label_map
+from fer3d_bench.taxonomy import LabelDecision, LabelMap, load_label_map
 
 _UNSAFE_ID = re.compile(r"[/\\]|\.\.|\s")
 
@@ -32,6 +32,18 @@ class SampleRecord:
     def __post_init__(self):
         if _UNSAFE_ID.search(self.sample_id):
             raise ValueError(f"sample id {self.sample_id!r} holds a path separator, '..' or space")
+
+
+@dataclass(frozen=True)
+class Found:
+    """What a file name says about its sample; the same for every file of the sample."""
+
+    dataset: str
+    subject: str  # without the dataset namespace
+    code: str
+    decision: LabelDecision
+    intensity: int = -1
+    sex: str | None = None
 
 
 @dataclass(frozen=True)
@@ -62,6 +74,24 @@ class ScanResult:
     excluded: list[Excluded] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     ignored: Counter = field(default_factory=Counter)  # known file kinds that are not used
+
+    def add(self, sample_id: str, found: Found, files: dict[str, Path], main: str) -> None:
+        """Record a complete sample, or its exclusion (named by its `main` file) if unmapped."""
+        if found.decision.label is None:
+            reason = found.decision.reason
+            self.excluded.append(Excluded(sample_id, found.code, reason, files[main]))
+            return
+        record = SampleRecord(
+            sample_id=sample_id,
+            dataset=found.dataset,
+            subject=f"{found.dataset}:{found.subject}",
+            label=found.decision.label,
+            code=found.code,
+            intensity=found.intensity,
+            sex=found.sex,
+            files=files,
+        )
+        self.samples.append(record)
 
     def frame(self) -> pd.DataFrame:
         """The samples as a table, one row each, files as columns `file_<role>`."""
@@ -128,18 +158,24 @@ class Source:
     def load(self, sample: SampleRecord):
         raise NotImplementedError
 
-    def _group(self, result: ScanResult, found: dict[str, dict[str, list[Path]]], make) -> None:
-        """Turn sample id -> role -> files into records, skipping incomplete or doubled ones."""
-        for sample_id, by_role in sorted(found.items()):
+    def _group(
+        self,
+        result: ScanResult,
+        files: dict[str, dict[str, list[Path]]],
+        found: dict[str, Found],
+    ) -> None:
+        """Turn sample id -> role -> files into records or exclusions; skip incomplete ones."""
+        for sample_id, by_role in sorted(files.items()):
             doubled = {role: paths for role, paths in by_role.items() if len(paths) > 1}
             missing = [role for role in self.required if role not in by_role]
-            every = sorted(p for paths in by_role.values() for p in paths)
             if doubled:
                 role, paths = sorted(doubled.items())[0]
                 reason = f"{sample_id}: {len(paths)} files claim the role {role!r}"
             elif missing:
                 reason = f"{sample_id}: no {' or '.join(missing)} file for this sample"
             else:
-                make(sample_id, {role: paths[0] for role, paths in by_role.items()})
+                first = {role: paths[0] for role, paths in by_role.items()}
+                result.add(sample_id, found[sample_id], first, main=self.required[0])
                 continue
+            every = sorted(p for paths in by_role.values() for p in paths)
             result.skipped.extend(Skipped(p, reason) for p in every)

@@ -11,7 +11,7 @@ import numpy as np
 
 from fer3d_bench.errors import FormatError
 from fer3d_bench.formats import BntGrid, Landmarks, read_bnt, read_lm2, read_lm3, read_rgb
-from fer3d_bench.sources.base import Excluded, SampleRecord, ScanResult, Skipped, Source
+from fer3d_bench.sources.base import Found, SampleRecord, ScanResult, Skipped, Source
 
 
 @dataclass(frozen=True)
@@ -35,8 +35,8 @@ class Bosphorus(Source):
 
     def _index(self) -> ScanResult:
         result = ScanResult(self.name, self.root)
-        found: dict[str, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))
-        codes: dict[str, tuple[str, str]] = {}  # sample id -> (subject, kind_code)
+        files: dict[str, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))
+        found: dict[str, Found] = {}
         for path in self.files():
             m = self.pattern.match(path.name)
             if m is None:
@@ -55,31 +55,13 @@ class Bosphorus(Source):
                 result.skipped.append(Skipped(path, reason))
                 continue
             sample_id = f"{self.name}:{path.name[: -len(m['ext']) - 1]}"
-            found[sample_id][role].append(path)
-            codes[sample_id] = (m["subject"], f"{m['kind']}_{m['code']}")
-
-        def make(sample_id: str, files: dict[str, Path]) -> None:
-            subject, full_code = codes[sample_id]
-            decision = self.label_map.decide(self.name, full_code)
-            if decision.label is None:
-                result.excluded.append(
-                    Excluded(sample_id, full_code, decision.reason, files["grid"])
-                )
-                return
-            result.samples.append(
-                SampleRecord(
-                    sample_id=sample_id,
-                    dataset=self.name,
-                    subject=f"{self.name}:{subject}",
-                    label=decision.label,
-                    code=full_code,
-                    intensity=-1,
-                    sex=None,
-                    files=files,
-                )
+            files[sample_id][role].append(path)
+            code = f"{m['kind']}_{m['code']}"
+            found[sample_id] = Found(
+                self.name, m["subject"], code, self.label_map.decide(self.name, code)
             )
 
-        self._group(result, found, make)
+        self._group(result, files, found)
         return result
 
     def load(self, sample: SampleRecord) -> BosphorusScan:

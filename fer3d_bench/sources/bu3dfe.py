@@ -11,7 +11,7 @@ import numpy as np
 
 from fer3d_bench.errors import FormatError
 from fer3d_bench.formats import Landmarks, VrmlMesh, read_bnd, read_rgb, read_vrml
-from fer3d_bench.sources.base import Excluded, SampleRecord, ScanResult, Skipped, Source
+from fer3d_bench.sources.base import Found, SampleRecord, ScanResult, Skipped, Source
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,8 @@ class BU3DFE(Source):
 
     def _index(self) -> ScanResult:
         result = ScanResult(self.name, self.root)
-        found: dict[str, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))
+        files: dict[str, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))
+        found: dict[str, Found] = {}
         table = self.label_map.codes.get(self.name, {})
         for path in self.files():
             m = self.pattern.match(path.name)
@@ -60,29 +61,19 @@ class BU3DFE(Source):
             if problem:
                 result.skipped.append(Skipped(path, problem))
                 continue
-            sample_id = f"{self.name}:{m['subject']}_{m['ex']}{m['level']}"
-            found[sample_id][self.kinds[kind]].append(path)
-
-        def make(sample_id: str, files: dict[str, Path]) -> None:
-            subject, code = sample_id.split(":")[1].split("_")
-            decision = self.label_map.decide(self.name, code[:2])
-            if decision.label is None:
-                result.excluded.append(Excluded(sample_id, code, decision.reason, files["mesh"]))
-                return
-            result.samples.append(
-                SampleRecord(
-                    sample_id=sample_id,
-                    dataset=self.name,
-                    subject=f"{self.name}:{subject}",
-                    label=decision.label,
-                    code=code,
-                    intensity=int(code[2:]),
-                    sex=subject[0],
-                    files=files,
-                )
+            code = f"{m['ex']}{m['level']}"
+            sample_id = f"{self.name}:{m['subject']}_{code}"
+            files[sample_id][self.kinds[kind]].append(path)
+            found[sample_id] = Found(
+                dataset=self.name,
+                subject=m["subject"],
+                code=code,
+                decision=self.label_map.decide(self.name, m["ex"]),
+                intensity=int(m["level"]),
+                sex=m["subject"][0],
             )
 
-        self._group(result, found, make)
+        self._group(result, files, found)
         return result
 
     def _problem(self, path: Path, m: re.Match, table: dict) -> str | None:

@@ -13,7 +13,7 @@ import numpy as np
 
 from fer3d_bench.errors import ConfigError, FormatError
 from fer3d_bench.formats import read_depth16, read_rgb
-from fer3d_bench.sources.base import Excluded, SampleRecord, ScanResult, Skipped, Source
+from fer3d_bench.sources.base import Found, SampleRecord, ScanResult, Skipped, Source
 from fer3d_bench.taxonomy import CLASSES, LabelMap
 
 _GROUPS = ("sex", "subject", "code", "label")
@@ -87,40 +87,23 @@ class CalD3rMenD3s(Source):
 
     def _index(self) -> ScanResult:
         result = ScanResult(self.name, self.root)
-        found: dict[str, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))
-        meta: dict[str, tuple[str, dict[str, str], str]] = {}
+        files: dict[str, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))
+        found: dict[str, Found] = {}
         for path in self.files():
             parsed = self._parse(path)
             if isinstance(parsed, str):
                 result.skipped.append(Skipped(path, parsed))
                 continue
-            dataset, role, fields, label = parsed
-            name = "_".join(fields[g] for g in _GROUPS)
-            found[f"{dataset}:{name}"][role].append(path)
-            meta[f"{dataset}:{name}"] = (dataset, fields, label)
-
-        def make(sample_id: str, files: dict[str, Path]) -> None:
-            dataset, fields, label = meta[sample_id]
-            if label is None:
-                reason = f"label {fields['label']!r} excluded by the label map"
-                result.excluded.append(Excluded(sample_id, fields["label"], reason, files["rgb"]))
-                return
-            result.samples.append(
-                SampleRecord(
-                    sample_id=sample_id,
-                    dataset=dataset,
-                    # The sex token stays out of the subject id: if it were wrong in one file,
-                    # one person would become two "subjects" and could straddle a split.
-                    subject=f"{dataset}:{fields['subject']}",
-                    label=label,
-                    code=fields["code"],
-                    intensity=-1,
-                    sex=fields["sex"].upper(),
-                    files=files,
-                )
+            dataset, role, fields, decision = parsed
+            sample_id = f"{dataset}:{'_'.join(fields[g] for g in _GROUPS)}"
+            files[sample_id][role].append(path)
+            # The sex token stays out of the subject id: if it were wrong in one file, one
+            # person would become two "subjects" and could straddle a split.
+            found[sample_id] = Found(
+                dataset, fields["subject"], fields["label"], decision, sex=fields["sex"].upper()
             )
 
-        self._group(result, found, make)
+        self._group(result, files, found)
         return result
 
     def _parse(self, path: Path):
@@ -153,7 +136,7 @@ class CalD3rMenD3s(Source):
         decision = self.label_map.decide(self.name, token)
         if decision.label is not None and decision.label != folder_class:
             return f"mislabelled: file name says {decision.label!r} but it lies in {class_dir}/"
-        return layout.datasets[dataset_dir], role, fields, decision.label
+        return layout.datasets[dataset_dir], role, fields, decision
 
     def load(self, sample: SampleRecord) -> RgbdPair:
         rgb = read_rgb(sample.files["rgb"])

@@ -1,0 +1,156 @@
+"""Write a complete fake copy of all three datasets, atomically and reproducibly.
+
+Every scan is one independent task seeded from (seed, dataset, scan name), so the bytes written
+do not depend on the order tasks run in or on the number of worker processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from tqdm import tqdm
+
+from fer3d_bench.sample import bosphorus, bu3dfe, cald3r_mend3s
+from fer3d_bench.sample.common import write_text
+from fer3d_bench.sample.face import CLASSES
+
+PIXEL_CONVENTION = "pixel (row i, col j) is centred at image coordinates (x=j, y=i)"
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    seed: int = 0
+    bu3dfe_subjects: int = 12  # half F, half M; all 25 scans each
+    bosphorus_subjects: int = 10  # bs000..
+    cald3r_subjects: int = 12
+    mend3s_subjects: int = 12
+    cald3r_samples_per_class: int = 2  # per subject and class
+
+    def __post_init__(self) -> None:
+        counts = {k: v for k, v in asdict(self).items() if k != "seed"}
+        bad = {k: v for k, v in counts.items() if not isinstance(v, int) or v < 0}
+        if bad:
+            raise ValueError(f"SampleConfig counts must be non-negative integers, got {bad}")
+        if self.bosphorus_subjects > 1000 or self.mend3s_subjects > 99:
+            raise ValueError("too many subjects for the datasets' zero-padded subject names")
+        if self.cald3r_subjects > 999 or self.bu3dfe_subjects > 2 * 9999:
+            raise ValueError("too many subjects for the datasets' zero-padded subject names")
+
+
+@dataclass(frozen=True)
+class _Task:
+    dataset: str
+    item: object
+
+
+_WRITERS: dict[str, Callable[[object, Path, int], tuple[str, dict]]] = {
+    bu3dfe.DATASET: bu3dfe.write_scan,  # type: ignore[dict-item]
+    bosphorus.DATASET: bosphorus.write_scan,  # type: ignore[dict-item]
+    cald3r_mend3s.DATASET: cald3r_mend3s.write_sample,  # type: ignore[dict-item]
+}
+
+
+def _tasks(config: SampleConfig) -> list[_Task]:
+    tasks = [_Task(bu3dfe.DATASET, s) for s in bu3dfe.scans(config.seed, config.bu3dfe_subjects)]
+    tasks += [_Task(bosphorus.DATASET, s) for s in bosphorus.scans(config.bosphorus_subjects)]
+    for subset, n in (("cald3r", config.cald3r_subjects), ("mend3s", config.mend3s_subjects)):
+        items = cald3r_mend3s.samples(subset, n, config.cald3r_samples_per_class)
+        tasks += [_Task(cald3r_mend3s.DATASET, s) for s in items]
+    return tasks
+
+
+def _run(task: _Task, root: Path, seed: int) -> tuple[str, str, dict]:
+    key, truth = _WRITERS[task.dataset](task.item, root / task.dataset, seed)
+    return task.dataset, key, truth
+
+
+def _run_star(args: tuple[_Task, Path, int]) -> tuple[str, str, dict]:
+    return _run(*args)
+
+
+def _results(tasks: list[_Task], root: Path, seed: int, workers: int) -> Iterator[tuple]:
+    args = [(t, root, seed) for t in tasks]
+    if workers <= 1:
+        yield from map(_run_star, args)
+        return
+    pool = ProcessPoolExecutor(max_workers=workers)
+    try:
+        yield from pool.map(_run_star, args, chunksize=4)
+    finally:  # after a failure, drop the queued scans instead of writing them all first
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _check_target(out: Path, overwrite: bool) -> None:
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        if not overwrite:
+            raise FileExistsError(f"{out} exists and is not a directory; pass overwrite=True")
+    elif out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise FileExistsError(
+            f"{out} exists and is not empty; choose another folder or pass overwrite=True"
+        )
+
+
+def _replace(tmp: Path, out: Path, overwrite: bool) -> None:
+    """Move the finished tree into place; an old OUT goes only once the new one is complete."""
+    _check_target(out, overwrite)
+    old = None
+    if out.is_symlink() or out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}-{secrets.token_hex(4)}")
+        out.rename(old)
+    try:
+        tmp.rename(out)
+    except BaseException:
+        if old is not None:
+            old.rename(out)
+        raise
+    if old is not None:
+        if old.is_dir() and not old.is_symlink():
+            shutil.rmtree(old)
+        else:
+            old.unlink()
+
+
+def make_sample(
+    out: Path,
+    config: SampleConfig = SampleConfig(),  # noqa: B008  (frozen, so a shared default is safe)
+    *,
+    workers: int = 2,
+    progress: bool = True,
+    overwrite: bool = False,
+) -> dict[str, int]:
+    """Write fake BU-3DFE, Bosphorus and CalD3r & MenD3s trees plus ground_truth.json into OUT.
+
+    Returns the number of scans (samples for CalD3r & MenD3s) written per dataset.
+    """
+    out = Path(out).absolute()
+    _check_target(out, overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
+    tmp.mkdir()
+    try:
+        tasks = _tasks(config)
+        truth: dict[str, dict[str, dict]] = {t: {} for t in _WRITERS}
+        bar = tqdm(total=len(tasks), desc="make-sample", unit="scan", disable=not progress)
+        with bar:
+            for dataset, key, entry in _results(tasks, tmp, config.seed, workers):
+                truth[dataset][key] = entry
+                bar.update()
+        document = {
+            **truth,
+            "generator": {"seed": config.seed, "config": asdict(config)},
+            "classes": list(CLASSES),
+            "pixel_convention": PIXEL_CONVENTION,
+        }
+        write_text(tmp / "ground_truth.json", json.dumps(document, indent=1, sort_keys=True) + "\n")
+        _replace(tmp, out, overwrite)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return {dataset: len(entries) for dataset, entries in truth.items()}
