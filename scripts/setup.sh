@@ -30,7 +30,8 @@ if [ ! -f "$stamp" ]; then
   echo "setup: installing fer3d-bench and its dependencies into $VENV (a few minutes the first time)"
   "$VENV/bin/python" -m pip install -q --upgrade pip 2>&1 | grep -v '^WARNING: Location' || true
   "$VENV/bin/python" -m pip install -q -e '.[dev]' 2>&1 | grep -v '^WARNING: Location' || true
-  "$VENV/bin/python" -c 'import fer3d_bench, pyrender, open3d, torch, timm' \
+  # torch stack first: Mesa's LLVM must not load before triton's (see render/backends.py)
+  "$VENV/bin/python" -c 'import torch, timm, open3d, pyrender, fer3d_bench' \
     || { echo "setup: the installed stack does not import; see the messages above" >&2; exit 1; }
   rm -f "$VENV"/.fer3d-installed-*
   touch "$stamp"
