@@ -12,6 +12,10 @@ demo: setup
 	$(BIN)/fer3d-bench scan $(SAMPLE)/bu3dfe --dataset bu3dfe
 	$(BIN)/fer3d-bench scan $(SAMPLE)/bosphorus --dataset bosphorus
 	$(BIN)/fer3d-bench scan $(SAMPLE)/cald3r-mend3s --dataset cald3r-mend3s
+	mkdir -p $(SAMPLE)/render
+	$(BIN)/fer3d-bench render-depth $(SAMPLE)/bu3dfe --dataset bu3dfe --out $(SAMPLE)/render/bu3dfe --workers 2
+	$(BIN)/fer3d-bench render-depth $(SAMPLE)/bosphorus --dataset bosphorus --out $(SAMPLE)/render/bosphorus
+	$(BIN)/fer3d-bench render-depth $(SAMPLE)/cald3r-mend3s --dataset cald3r-mend3s --out $(SAMPLE)/render/cald3r-mend3s
 
 ## test: the test suite (what CI runs)
 test: setup

@@ -85,3 +85,77 @@ def scan(root, dataset, label_map, layout, check, csv_path, list_excluded) -> No
         click.echo(f"sample table written to {csv_path}")
     if not result.samples:
         raise click.ClickException(f"no usable {dataset} samples found under {root}")
+
+
+@main.command("render-depth")
+@click.argument("root", type=click.Path(path_type=Path))
+@click.option("--dataset", type=click.Choice(DATASETS), required=True)
+@click.option(
+    "--out", type=click.Path(path_type=Path), required=True, help="Output folder (one per dataset)."
+)
+@click.option("--size", default=260, show_default=True, help="Side of the square crops.")
+@click.option(
+    "--margin",
+    default=0.1,
+    show_default=True,
+    help="Crop margin around the face, as a fraction of its longer side.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["pyrender", "open3d"]),
+    default="pyrender",
+    show_default=True,
+    help="open3d needs no OpenGL.",
+)
+@click.option("--workers", default=1, show_default=True, help="Worker processes.")
+@click.option(
+    "--fit-rotation",
+    is_flag=True,
+    help="BU-3DFE: also fit a small in-plane rotation of the F2D camera.",
+)
+@click.option(
+    "--min-iou",
+    default=0.95,
+    show_default=True,
+    help="BU-3DFE: silhouette IoU below this marks a sample low-quality.",
+)
+@click.option(
+    "--landmark-tolerance",
+    default=3.0,
+    show_default=True,
+    help="Bosphorus: largest .lm2 distance (px) from its .lm3 vertex's pixel.",
+)
+@click.option(
+    "--allow-failures", is_flag=True, help="Exit 0 even if samples failed or aligned badly."
+)
+@click.option("--label-map", type=click.Path(path_type=Path))
+@click.option("--layout", type=click.Path(path_type=Path))
+def render_depth(
+    root,
+    dataset,
+    out,
+    size,
+    margin,
+    backend,
+    workers,
+    fit_rotation,
+    min_iou,
+    landmark_tolerance,
+    allow_failures,
+    label_map,
+    layout,
+) -> None:
+    """Aligned RGB crops and 16-bit depth maps for every sample, with alignment.csv."""
+    from fer3d_bench.render.run import RenderOptions, render_dataset, summarise
+
+    options = RenderOptions(size, margin, backend, fit_rotation, min_iou, landmark_tolerance)
+    table = render_dataset(
+        root, dataset, out, options, workers=workers, layout=layout, label_map=label_map
+    )
+    text, bad = summarise(table, out)
+    click.echo(text)
+    if bad and not allow_failures:
+        raise click.ClickException(
+            f"{bad} samples failed or aligned badly (see {out / 'alignment.csv'}; "
+            "--allow-failures to accept)"
+        )

@@ -74,6 +74,7 @@ class ScanResult:
     excluded: list[Excluded] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
     ignored: Counter = field(default_factory=Counter)  # known file kinds that are not used
+    incomplete: list[tuple[str, str]] = field(default_factory=list)  # (sample id, reason)
 
     def add(self, sample_id: str, found: Found, files: dict[str, Path], main: str) -> None:
         """Record a complete sample, or its exclusion (named by its `main` file) if unmapped."""
@@ -179,3 +180,5 @@ class Source:
                 continue
             every = sorted(p for paths in by_role.values() for p in paths)
             result.skipped.extend(Skipped(p, reason) for p in every)
+            if found[sample_id].decision.label is not None:
+                result.incomplete.append((sample_id, reason))

@@ -1,0 +1,1 @@
+"""Depth rendering aligned with each dataset's RGB: camera fitting, renderers, quality."""

@@ -1,0 +1,182 @@
+"""Fit the unpublished orthographic camera of a BU-3DFE F2D photo to its F3D mesh.
+
+The photo is an orthographic frontal view of the mesh with a per-scan scale and offset that no
+file states. The fit matches the mesh's rendered silhouette to the photo's foreground: first by
+image moments (area gives the scale, centroids the offset, the principal axis the rotation),
+then by a robust Gauss-Newton pull of the silhouette's outline onto the foreground's outline
+(analytic Jacobian from the gradient of a signed distance map), which copes with foreground
+that the mesh does not cover (hair, neck) better than moments alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage, optimize
+
+from fer3d_bench.render.camera import OrthoCamera
+
+_BAND = 8  # pixels of margin around the face kept when working on crops
+
+
+@dataclass(frozen=True)
+class Moments:
+    area: float
+    centroid: np.ndarray  # (column, row)
+    angle: float  # principal axis, radians, in the (column, row) frame
+
+
+def photo_foreground(photo: np.ndarray, threshold: int = 8) -> np.ndarray:
+    """The face in a black-background photo: its largest bright component, holes filled.
+
+    Taking the largest component drops stray pixels such as the yellow ones that real F2D
+    photos carry in their first column and last row.
+    """
+    bright = photo.max(axis=2) > threshold
+    labels, count = ndimage.label(bright)
+    if count == 0:
+        return bright
+    sizes = np.bincount(labels.ravel())
+    sizes[0] = 0
+    face = labels == sizes.argmax()
+    box = _box(face, 1)
+    face[box] |= _holes(face[box])
+    return face
+
+
+def _holes(mask: np.ndarray) -> np.ndarray:
+    """Background regions that do not touch the border (cheaper than iterative hole filling)."""
+    labels, _ = ndimage.label(~mask)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    return (labels > 0) & ~np.isin(labels, edge)
+
+
+def mask_moments(mask: np.ndarray) -> Moments:
+    """Area, centroid and principal-axis angle of a mask, in (column, row) pixel units."""
+    box = _box(mask, 0)
+    m = mask[box].astype(np.float64)
+    rows = np.arange(box[0].start, box[0].stop, dtype=np.float64)
+    cols = np.arange(box[1].start, box[1].stop, dtype=np.float64)
+    per_row, per_col = m.sum(axis=1), m.sum(axis=0)
+    area = per_row.sum()
+    cx, cy = per_col @ cols / area, per_row @ rows / area
+    mu20 = per_col @ cols**2 / area - cx**2
+    mu02 = per_row @ rows**2 / area - cy**2
+    mu11 = rows @ m @ cols / area - cx * cy
+    angle = 0.5 * np.arctan2(2 * mu11, mu20 - mu02)
+    return Moments(float(area), np.array([cx, cy]), float(angle))
+
+
+def initial_camera(vertices: np.ndarray, photo_mask: np.ndarray) -> OrthoCamera:
+    """A first guess from bounding boxes: good to a few percent, enough to render a silhouette."""
+    rows, cols = _box(photo_mask, 0)
+    span = np.ptp(vertices[:, :2], axis=0)
+    scale = float(np.mean([(cols.stop - cols.start) / span[0], (rows.stop - rows.start) / span[1]]))
+    middle = (vertices[:, :2].min(axis=0) + vertices[:, :2].max(axis=0)) / 2
+    tx = (cols.start + cols.stop - 1) / 2 - scale * middle[0]
+    ty = (rows.start + rows.stop - 1) / 2 + scale * middle[1]
+    return OrthoCamera(scale, float(tx), float(ty))
+
+
+def camera_from_moments(
+    rendered: np.ndarray, at: OrthoCamera, photo_mask: np.ndarray, fit_rotation: bool
+) -> OrthoCamera:
+    """The camera that gives the silhouette rendered through `at` the photo mask's moments.
+
+    `at` has no rotation, so the rendered silhouette is the mesh's own shape scaled by
+    `at.scale` with y pointing down: its moments convert to millimetres directly.
+    """
+    mesh, photo = mask_moments(rendered), mask_moments(photo_mask)
+    scale = at.scale * float(np.sqrt(photo.area / mesh.area))
+    turn = (photo.angle - mesh.angle + np.pi / 2) % np.pi - np.pi / 2  # axes have no direction
+    rotation = float(-turn) if fit_rotation else 0.0
+    centre_mm = np.array(
+        [(mesh.centroid[0] - at.tx) / at.scale, -(mesh.centroid[1] - at.ty) / at.scale]
+    )
+    unshifted = OrthoCamera(scale, 0.0, 0.0, rotation).project(centre_mm[None, :])[0]
+    tx, ty = photo.centroid - unshifted
+    return OrthoCamera(scale, float(tx), float(ty), rotation)
+
+
+def refine_on_outline(
+    camera: OrthoCamera,
+    rendered: np.ndarray,
+    at: OrthoCamera,
+    photo_mask: np.ndarray,
+    fit_rotation: bool,
+    max_points: int = 400,
+    blur: float = 2.0,
+) -> OrthoCamera:
+    """Pull the silhouette's outline onto the photo's outline: robust least squares, sub-pixel.
+
+    Both masks are blurred alike; each outline point of the rendered silhouette must find in the
+    photo the blurred value it has in its own silhouette. Agreement of the two silhouettes makes
+    every residual zero, with no half-pixel bias from where an outline is taken to lie.
+    """
+    box = _box(rendered, _BAND)
+    own = ndimage.gaussian_filter(rendered[box].astype(np.float32), blur, truncate=3.0)
+    rows, cols = np.nonzero(_inner_border(rendered[box]))
+    if len(rows) < 10:
+        return camera
+    step = max(1, len(rows) // max_points)
+    rows, cols = rows[::step], cols[::step]
+    target = own[rows, cols]
+    rows, cols = rows + box[0].start, cols + box[1].start
+    points = np.column_stack([(cols - at.tx) / at.scale, -(rows - at.ty) / at.scale])
+    band = _box(photo_mask, _BAND + int(4 * blur))
+    field = ndimage.gaussian_filter(photo_mask[band].astype(np.float32), blur, truncate=3.0)
+    origin = np.array([band[1].start, band[0].start], dtype=np.float64)  # (column, row)
+    x, y = points[:, 0], points[:, 1]
+
+    def sample(image: np.ndarray, cr: np.ndarray) -> np.ndarray:
+        local = cr - origin
+        return ndimage.map_coordinates(image, [local[:, 1], local[:, 0]], order=1, mode="nearest")
+
+    def unpack(p: np.ndarray) -> OrthoCamera:
+        return OrthoCamera(p[0], p[1], p[2], p[3] if fit_rotation else 0.0)
+
+    def residuals(p: np.ndarray) -> np.ndarray:
+        return sample(field, unpack(p).project(points)) - target
+
+    def jacobian(p: np.ndarray) -> np.ndarray:
+        cam = unpack(p)
+        cr = cam.project(points)
+        half = np.array([0.5, 0.0])  # central differences of the blurred field, one pixel wide
+        gc = sample(field, cr + half) - sample(field, cr - half)
+        gr = sample(field, cr + half[::-1]) - sample(field, cr - half[::-1])
+        c, s = np.cos(cam.rotation), np.sin(cam.rotation)
+        d_scale = gc * (c * x - s * y) - gr * (s * x + c * y)
+        columns = [d_scale, gc, gr]
+        if fit_rotation:
+            columns.append(gc * cam.scale * (-s * x - c * y) - gr * cam.scale * (c * x - s * y))
+        return np.column_stack(columns)
+
+    start = [camera.scale, camera.tx, camera.ty] + ([camera.rotation] if fit_rotation else [])
+    fit = optimize.least_squares(
+        residuals, start, jac=jacobian, loss="soft_l1", f_scale=0.1, x_scale="jac"
+    )
+    return unpack(fit.x)
+
+
+def _inner_border(mask: np.ndarray) -> np.ndarray:
+    """Mask pixels with at least one 4-neighbour outside the mask."""
+    padded = np.pad(mask, 1)
+    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
+    return mask & ~interior
+
+
+def silhouette_iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = np.logical_or(a, b).sum()
+    return float(np.logical_and(a, b).sum() / union) if union else 0.0
+
+
+def _box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
+    """The mask's bounding box grown by `margin` pixels, clipped to the image."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if len(rows) == 0:
+        return slice(0, mask.shape[0]), slice(0, mask.shape[1])
+    return (
+        slice(max(rows[0] - margin, 0), min(rows[-1] + 1 + margin, mask.shape[0])),
+        slice(max(cols[0] - margin, 0), min(cols[-1] + 1 + margin, mask.shape[1])),
+    )
