@@ -16,6 +16,9 @@ demo: setup
 	$(BIN)/fer3d-bench render-depth $(SAMPLE)/bu3dfe --dataset bu3dfe --out $(SAMPLE)/render/bu3dfe --workers 2
 	$(BIN)/fer3d-bench render-depth $(SAMPLE)/bosphorus --dataset bosphorus --out $(SAMPLE)/render/bosphorus
 	$(BIN)/fer3d-bench render-depth $(SAMPLE)/cald3r-mend3s --dataset cald3r-mend3s --out $(SAMPLE)/render/cald3r-mend3s
+	$(BIN)/fer3d-bench build-dataset --bu3dfe $(SAMPLE)/bu3dfe --bosphorus $(SAMPLE)/bosphorus \
+	  --cald3r-mend3s $(SAMPLE)/cald3r-mend3s --render-dir $(SAMPLE)/render --out $(SAMPLE)/merged.h5
+	$(BIN)/fer3d-bench inspect $(SAMPLE)/merged.h5
 
 ## test: the test suite (what CI runs)
 test: setup

@@ -159,3 +159,94 @@ def render_depth(
             f"{bad} samples failed or aligned badly (see {out / 'alignment.csv'}; "
             "--allow-failures to accept)"
         )
+
+
+@main.command("build-dataset")
+@click.option("--bu3dfe", "bu3dfe_root", type=click.Path(path_type=Path), help="BU-3DFE root.")
+@click.option("--bosphorus", "bosphorus_root", type=click.Path(path_type=Path))
+@click.option("--cald3r-mend3s", "cald3r_root", type=click.Path(path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="The .h5 file.")
+@click.option("--size", default=260, show_default=True)
+@click.option("--workers", default=1, show_default=True)
+@click.option("--backend", type=click.Choice(["pyrender", "open3d"]), default="pyrender")
+@click.option(
+    "--compression",
+    type=click.Choice(["none", "gzip", "lzf"]),
+    default="none",
+    show_default=True,
+    help="Smaller file, slower random access.",
+)
+@click.option(
+    "--render-dir",
+    type=click.Path(path_type=Path),
+    help="Where render-depth output lives or goes, one subfolder per dataset "
+    "(default: OUT.render). Samples already rendered there are reused.",
+)
+@click.option("--allow-failures", is_flag=True, help="Leave failed samples out, counted.")
+@click.option("--label-map", type=click.Path(path_type=Path))
+@click.option("--layout", type=click.Path(path_type=Path))
+def build_dataset_cmd(
+    bu3dfe_root,
+    bosphorus_root,
+    cald3r_root,
+    out,
+    size,
+    workers,
+    backend,
+    compression,
+    render_dir,
+    allow_failures,
+    label_map,
+    layout,
+) -> None:
+    """Merge the datasets into one versioned, byte-reproducible HDF5 file."""
+    from fer3d_bench.dataset.build import BuildOptions, build_dataset
+
+    roots = {
+        name: root
+        for name, root in (
+            ("bu3dfe", bu3dfe_root),
+            ("bosphorus", bosphorus_root),
+            ("cald3r-mend3s", cald3r_root),
+        )
+        if root is not None
+    }
+    options = BuildOptions(
+        size=size,
+        backend=backend,
+        workers=workers,
+        compression=None if compression == "none" else compression,
+        allow_failures=allow_failures,
+    )
+    report = build_dataset(
+        roots, out, options, render_dir=render_dir, label_map=label_map, layout=layout
+    )
+    for dataset, counts in sorted(report.counts.items()):
+        total = sum(counts.values())
+        click.echo(f"{dataset}: {total} samples " + " ".join(f"{k}={v}" for k, v in counts.items()))
+    for dataset, left in sorted(report.left_out.items()):
+        if any(left.values()):
+            click.echo(f"{dataset}: left out {left['excluded']} excluded, {left['failed']} failed")
+    click.echo(f"written {report.path}")
+    click.echo(f"fingerprint {report.fingerprint}")
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option(
+    "--figures",
+    type=click.Path(path_type=Path),
+    help="Folder for the pictures (default: beside the file).",
+)
+def inspect(path, figures) -> None:
+    """Schema and dataset x class counts of a merged file, plus a contact sheet and a chart."""
+    from fer3d_bench.dataset.inspect import class_chart, contact_sheet, describe
+
+    click.echo(describe(path))
+    folder = figures or path.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    for picture in (
+        contact_sheet(path, folder / f"{path.stem}_contact.png"),
+        class_chart(path, folder / f"{path.stem}_classes.png"),
+    ):
+        click.echo(f"wrote {picture}")

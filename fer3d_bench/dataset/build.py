@@ -1,0 +1,234 @@
+"""Build the merged HDF5 file from the datasets' native trees, through render-depth.
+
+The output is byte-reproducible: samples ordered by sample id, no timestamps (track_times off),
+a fixed HDF5 format version, fixed-length strings, attributes written in a fixed order. It is
+written under a temporary name and renamed only when complete.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+from PIL import Image
+from tqdm import tqdm
+
+from fer3d_bench import __version__
+from fer3d_bench.dataset.schema import SCHEMA_VERSION
+from fer3d_bench.errors import DatasetNotFoundError, Fer3dError
+from fer3d_bench.io import atomic_path
+from fer3d_bench.render.depth import CONVENTION
+from fer3d_bench.render.run import FAILED, RenderOptions, output_paths, render_dataset
+from fer3d_bench.sources import SampleRecord, load_layout, open_source
+from fer3d_bench.taxonomy import CLASSES, class_index, load_label_map
+
+LIBVER = ("v110", "v110")  # a fixed on-disk format: 'latest' would change with the library
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    size: int = 260
+    backend: str = "pyrender"
+    workers: int = 1
+    compression: str | None = None  # None, "gzip" or "lzf": smaller, slower to read
+    allow_failures: bool = False
+
+
+@dataclass
+class BuildReport:
+    path: Path
+    fingerprint: str
+    counts: dict = field(default_factory=dict)  # dataset -> class -> samples
+    left_out: dict = field(default_factory=dict)  # dataset -> {"failed": n, "excluded": n}
+
+
+@dataclass(frozen=True)
+class _Entry:
+    record: SampleRecord
+    root: Path
+    row: dict
+    rgb: Path
+    depth: Path
+
+
+def build_dataset(
+    roots: dict[str, Path],
+    out: Path,
+    options: BuildOptions = BuildOptions(),
+    *,
+    render_dir: Path | None = None,
+    label_map: Path | None = None,
+    layout: Path | None = None,
+    progress: bool = True,
+) -> BuildReport:
+    """Render (or reuse the render of) each dataset and merge them into one HDF5 file."""
+    out = Path(out)
+    if not roots:
+        raise Fer3dError("build-dataset needs at least one dataset root")
+    if not out.parent.is_dir():
+        raise Fer3dError(f"{out}: output folder {out.parent} does not exist")
+    render_dir = Path(render_dir) if render_dir else out.with_name(out.name + ".render")
+    render_dir.mkdir(exist_ok=True)
+    labels = load_label_map(label_map)
+    entries: list[_Entry] = []
+    left_out: dict[str, dict[str, int]] = {}
+    for name, root in sorted(roots.items()):
+        source = open_source(name, root, labels, load_layout(layout) if layout else None)
+        scan = source.scan()
+        if not scan.samples:
+            raise DatasetNotFoundError(f"{name}: no recognisable samples under {root}")
+        table = render_dataset(
+            root,
+            name,
+            render_dir / name,
+            RenderOptions(size=options.size, backend=options.backend),
+            workers=options.workers,
+            layout=layout,
+            label_map=label_map,
+            progress=progress,
+        )
+        rows = {row["sample_id"]: row for row in table.to_dict("records")}
+        failed = [r for r in rows.values() if r["status"] == FAILED]
+        if failed and not options.allow_failures:
+            first = failed[0]
+            raise Fer3dError(
+                f"{name}: {len(failed)} samples failed to render (first: {first['sample_id']}: "
+                f"{first['reason']}); see {render_dir / name / 'alignment.csv'}, or pass "
+                "--allow-failures to leave them out"
+            )
+        left_out[name] = {"failed": len(failed), "excluded": len(scan.excluded)}
+        for record in scan.samples:
+            row = rows.get(record.sample_id)
+            if row is None or row["status"] == FAILED:
+                continue
+            paths = output_paths(render_dir / name, record.sample_id)
+            entries.append(_Entry(record, Path(root), row, paths["rgb"], paths["depth"]))
+    _refuse_duplicates(entries)
+    entries.sort(key=lambda e: e.record.sample_id)
+    parameters = {
+        "options": asdict(options),
+        "datasets": sorted(roots),
+        "label_map": labels.as_dict(),
+    }
+    fingerprint = write_h5(out, entries, parameters, options.compression, progress)
+    counts = _counts(entries)
+    return BuildReport(out, fingerprint, counts, left_out)
+
+
+def _refuse_duplicates(entries: list[_Entry]) -> None:
+    seen: dict[str, Path] = {}
+    for entry in entries:
+        sample_id = entry.record.sample_id
+        if sample_id in seen:
+            raise Fer3dError(
+                f"two sources yield the sample id {sample_id}: {seen[sample_id]} and {entry.root}"
+            )
+        seen[sample_id] = entry.root
+
+
+def _counts(entries: list[_Entry]) -> dict[str, dict[str, int]]:
+    frame = pd.DataFrame(
+        {"dataset": [e.record.dataset for e in entries], "label": [e.record.label for e in entries]}
+    )
+    table = pd.crosstab(frame["dataset"], frame["label"]).reindex(columns=list(CLASSES))
+    return {d: {c: int(n) for c, n in row.fillna(0).items()} for d, row in table.iterrows()}
+
+
+def write_h5(
+    out: Path,
+    entries: list[_Entry],
+    parameters: dict,
+    compression: str | None,
+    progress: bool = True,
+) -> str:
+    """Write the file atomically; returns the content fingerprint (also stored as attribute)."""
+    if not entries:
+        raise Fer3dError("no samples to write")
+    size = np.asarray(Image.open(entries[0].rgb)).shape[0]
+    n = len(entries)
+    digest = hashlib.sha256()
+    with atomic_path(out) as tmp, h5py.File(tmp, "w", libver=LIBVER) as h5:
+        chunked = {"compression": compression, "track_times": False}
+        rgb = h5.create_dataset(
+            "rgb", (n, size, size, 3), np.uint8, chunks=(1, size, size, 3), **chunked
+        )
+        depth = h5.create_dataset(
+            "depth", (n, size, size), np.uint16, chunks=(1, size, size), **chunked
+        )
+        labels = np.array([class_index(e.record.label) for e in entries], np.int8)
+        for i, entry in enumerate(tqdm(entries, desc="build-dataset", disable=not progress)):
+            pixels, relief = _load_pair(entry, size)
+            rgb[i], depth[i] = pixels, relief
+            digest.update(entry.record.sample_id.encode() + b"\0" + bytes([labels[i]]))
+            digest.update(pixels.tobytes() + relief.astype("<u2").tobytes())
+        _write_columns(h5, entries, labels)
+        fingerprint = digest.hexdigest()
+        counts = _counts(entries)
+        attributes = {
+            "schema_version": SCHEMA_VERSION,
+            "fer3d_bench_version": __version__,
+            "classes": json.dumps(list(CLASSES)),
+            "depth_convention": json.dumps(CONVENTION, sort_keys=True),
+            "build_parameters": json.dumps(parameters, sort_keys=True),
+            "counts": json.dumps(counts, sort_keys=True),
+            "fingerprint": fingerprint,
+        }
+        for key, value in attributes.items():
+            h5.attrs[key] = value
+    return fingerprint
+
+
+def _load_pair(entry: _Entry, size: int) -> tuple[np.ndarray, np.ndarray]:
+    rgb = np.asarray(Image.open(entry.rgb).convert("RGB"))
+    depth = np.asarray(Image.open(entry.depth))
+    if rgb.shape != (size, size, 3) or depth.shape != (size, size) or depth.dtype != np.uint16:
+        raise Fer3dError(
+            f"{entry.rgb.parent}: {entry.record.sample_id} was rendered at another size or "
+            f"format ({rgb.shape}, {depth.shape} {depth.dtype}); expected {size}x{size}"
+        )
+    return rgb, depth
+
+
+def _write_columns(h5: h5py.File, entries: list[_Entry], labels: np.ndarray) -> None:
+    plain = {"track_times": False}
+    h5.create_dataset("label", data=labels, **plain)
+    h5.create_dataset(
+        "intensity", data=np.array([e.record.intensity for e in entries], np.int8), **plain
+    )
+    iou = [float(e.row.get("iou", np.nan)) for e in entries]
+    h5.create_dataset("iou", data=np.array(iou, np.float32), **plain)
+    text = {
+        "sample_id": [e.record.sample_id for e in entries],
+        "dataset": [e.record.dataset for e in entries],
+        "subject": [e.record.subject for e in entries],
+        "code": [e.record.code for e in entries],
+        "sex": [e.record.sex or "" for e in entries],
+        "alignment": [json.dumps(_clean(e.row), sort_keys=True) for e in entries],
+        "sources": [json.dumps(_sources(e), sort_keys=True) for e in entries],
+    }
+    for name, values in text.items():
+        encoded = [v.encode("utf-8") for v in values]
+        width = max(1, max(len(v) for v in encoded))
+        dtype = h5py.string_dtype("utf-8", length=width)
+        h5.create_dataset(name, data=np.array(encoded, dtype=dtype), **plain)
+
+
+def _clean(row: dict) -> dict:
+    """JSON-safe alignment row: NaN becomes null."""
+    return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+
+
+def _sources(entry: _Entry) -> dict:
+    """Provenance: every raw file's path relative to its dataset root, and its sha256."""
+    return {
+        role: {
+            "path": path.relative_to(entry.root).as_posix(),
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        }
+        for role, path in sorted(entry.record.files.items())
+    }

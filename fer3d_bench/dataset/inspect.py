@@ -1,0 +1,87 @@
+"""What a merged file holds: its schema, a dataset x class table, and two pictures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import h5py  # noqa: E402
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from fer3d_bench.dataset.reader import H5Dataset  # noqa: E402
+from fer3d_bench.io import atomic_path  # noqa: E402
+
+
+def describe(path: Path) -> str:
+    """Schema (datasets, shapes, types, attributes) and counts per dataset and class."""
+    lines = [f"{path}"]
+    with h5py.File(path, "r") as h5:
+        for key in ("schema_version", "fer3d_bench_version", "fingerprint"):
+            lines.append(f"  {key}: {h5.attrs[key]}")
+        lines.append(f"  classes: {', '.join(json.loads(h5.attrs['classes']))}")
+        lines.append("  datasets:")
+        for name, item in h5.items():
+            chunks = f", chunks {item.chunks}" if item.chunks else ""
+            compression = f", {item.compression}" if item.compression else ""
+            lines.append(f"    /{name:<10} {item.shape} {item.dtype}{chunks}{compression}")
+    with H5Dataset(path) as data:
+        frame = pd.DataFrame(
+            {"dataset": data.datasets, "class": [data.classes[i] for i in data.labels]}
+        )
+        table = pd.crosstab(frame["dataset"], frame["class"], margins=True, margins_name="total")
+        table = table.reindex(columns=[*data.classes, "total"], fill_value=0)
+    lines += ["", "Samples per dataset and class:"]
+    lines += [f"  {line}" for line in table.to_string().splitlines()]
+    return "\n".join(lines)
+
+
+def contact_sheet(path: Path, target: Path, per_class: int = 2) -> Path:
+    """RGB and depth side by side for the first `per_class` samples of each class and dataset."""
+    with H5Dataset(path) as data:
+        picks = [
+            (name, index)
+            for name in sorted(set(data.datasets))
+            for label in range(len(data.classes))
+            for index in data.indices(dataset=name, label=label)[:per_class]
+        ]
+        rows = int(np.ceil(len(picks) / 4))
+        fig, axes = plt.subplots(rows, 8, figsize=(16, 2.2 * rows), squeeze=False)
+        for ax in axes.ravel():
+            ax.axis("off")
+        for k, (name, index) in enumerate(picks):
+            sample = data[index]
+            left, right = axes[k // 4, 2 * (k % 4)], axes[k // 4, 2 * (k % 4) + 1]
+            left.imshow(sample.rgb)
+            depth = np.where(sample.depth > 0, sample.depth, np.nan).astype(float)
+            right.imshow(depth, cmap="gray")
+            left.set_title(f"{name}: {data.classes[sample.label]}", fontsize=7)
+            right.set_title(sample.sample_id.split(":", 1)[1], fontsize=6)
+    return _save(fig, target)
+
+
+def class_chart(path: Path, target: Path) -> Path:
+    """Class distribution, one bar chart per dataset (as the seed paper's figure 3)."""
+    with H5Dataset(path) as data:
+        names = sorted(set(data.datasets))
+        fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.4), squeeze=False)
+        for ax, name in zip(axes[0], names, strict=True):
+            counts = np.bincount(data.labels[data.datasets == name], minlength=len(data.classes))
+            bars = ax.bar(range(len(data.classes)), counts, color="#4c72b0")
+            ax.bar_label(bars, fontsize=7)
+            ax.set_xticks(range(len(data.classes)), data.classes, rotation=45, ha="right")
+            ax.set_title(f"{name} ({counts.sum()} samples)")
+            ax.set_ylabel("samples")
+    return _save(fig, target)
+
+
+def _save(fig, target: Path) -> Path:
+    fig.tight_layout()
+    with atomic_path(target) as tmp:
+        fig.savefig(tmp, format="png", dpi=90, metadata={"Software": None})
+    plt.close(fig)
+    return target

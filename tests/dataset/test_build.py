@@ -1,0 +1,207 @@
+"""build-dataset on the generated sample: contents, byte-identical rebuilds, atomicity, reader."""
+
+import hashlib
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from fer3d_bench.cli import main
+from fer3d_bench.dataset import H5Dataset
+from fer3d_bench.dataset.build import BuildOptions, _Entry, _refuse_duplicates, build_dataset
+from fer3d_bench.errors import DatasetNotFoundError, Fer3dError
+from fer3d_bench.render.run import output_paths
+from fer3d_bench.sample import SampleConfig, make_sample
+
+TINY = SampleConfig(
+    seed=11,
+    bu3dfe_subjects=1,
+    bosphorus_subjects=1,
+    cald3r_subjects=1,
+    mend3s_subjects=1,
+    cald3r_samples_per_class=1,
+)
+SIZE = 48
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    base = tmp_path_factory.mktemp("build")
+    make_sample(base / "sample", TINY, workers=1, progress=False)
+    roots = {name: base / "sample" / name for name in ("bu3dfe", "bosphorus", "cald3r-mend3s")}
+    report = build_dataset(roots, base / "merged.h5", BuildOptions(size=SIZE), progress=False)
+    return base, roots, report
+
+
+def test_file_holds_every_usable_sample_with_provenance(built):
+    base, roots, report = built
+    assert report.left_out["bosphorus"] == {"failed": 0, "excluded": 7}
+    with H5Dataset(base / "merged.h5") as data:
+        assert len(data) == 25 + 14 + 7 + 7
+        assert data.sample_ids == sorted(data.sample_ids)
+        assert data.classes[data.by_id("bu3dfe:F0001_SU03").label] == "surprise"
+        assert set(data.datasets) == {"bu3dfe", "bosphorus", "cald3r", "mend3s"}
+        sample = data.by_id("bosphorus:bs000_LFAU_12_0")
+        assert data.classes[sample.label] == "happiness" and sample.subject == "bosphorus:bs000"
+        assert sample.rgb.shape == (SIZE, SIZE, 3) and sample.depth.dtype == np.uint16
+        sources = data.column("sources")[data.index_of("bu3dfe:F0001_NE00")]
+        assert set(sources) == {"mesh", "texture", "landmarks", "photo"}
+        mesh = roots["bu3dfe"] / sources["mesh"]["path"]
+        assert sources["mesh"]["sha256"] == hashlib.sha256(mesh.read_bytes()).hexdigest()
+        alignment = data.column("alignment")[data.index_of("bu3dfe:F0001_NE00")]
+        assert alignment["method"] == "ortho-fit" and alignment["iou"] > 0.99
+        intensity = data.column("intensity")
+        assert intensity[data.index_of("bu3dfe:F0001_AN03")] == 3
+        assert intensity[data.index_of("cald3r:F_001_0001_anger")] == -1
+        attrs = data.attributes()
+        assert attrs["schema_version"] == "1.0.0"
+        assert json.loads(attrs["build_parameters"])["options"]["size"] == SIZE
+        assert json.loads(attrs["depth_convention"])["step_mm"] == 0.0025
+        assert attrs["fingerprint"] == report.fingerprint
+
+
+def test_pixels_equal_the_render_depth_output(built):
+    base, _, _ = built
+    with H5Dataset(base / "merged.h5") as data:
+        for index in range(0, len(data), 5):
+            sample = data[index]
+            dataset = sample.sample_id.split(":")[0]
+            folder = {"cald3r": "cald3r-mend3s", "mend3s": "cald3r-mend3s"}.get(dataset, dataset)
+            paths = output_paths(base / "merged.h5.render" / folder, sample.sample_id)
+            np.testing.assert_array_equal(sample.rgb, np.asarray(Image.open(paths["rgb"])))
+            np.testing.assert_array_equal(sample.depth, np.asarray(Image.open(paths["depth"])))
+
+
+def test_rebuilding_from_scratch_is_byte_identical(built, tmp_path):
+    base, roots, report = built
+    again = build_dataset(
+        roots,
+        tmp_path / "again.h5",
+        BuildOptions(size=SIZE),
+        render_dir=tmp_path / "fresh-render",  # everything rendered anew
+        progress=False,
+    )
+    assert (tmp_path / "again.h5").read_bytes() == (base / "merged.h5").read_bytes()
+    assert again.fingerprint == report.fingerprint
+
+
+def test_reader_filters_and_errors(built, tmp_path):
+    base, _, _ = built
+    with H5Dataset(base / "merged.h5") as data:
+        fear = data.indices(label="fear")
+        assert len(fear) == 4 + 2 + 1 + 1
+        assert all(data.classes[data[i].label] == "fear" for i in fear)
+        assert len(data.indices(dataset="bu3dfe", subject="bu3dfe:F0001")) == 25
+        assert len(data.indices(dataset="mend3s", label=3)) == 1
+        assert data[-1].sample_id == data.sample_ids[-1]
+        with pytest.raises(IndexError):
+            data[len(data)]
+        with pytest.raises(KeyError, match="bu3dfe:F9999_NE00"):
+            data.by_id("bu3dfe:F9999_NE00")
+    newer = tmp_path / "newer.h5"
+    shutil.copy(base / "merged.h5", newer)
+    with h5py.File(newer, "a") as h5:
+        h5.attrs["schema_version"] = "2.0.0"
+    with pytest.raises(Fer3dError, match="schema version 2.0.0"):
+        H5Dataset(newer)
+
+
+def test_interrupted_build_leaves_the_previous_file_intact(built, tmp_path):
+    base, roots, _ = built
+    target = tmp_path / "merged.h5"
+    shutil.copy(base / "merged.h5", target)
+    before = target.read_bytes()
+    paths = json.dumps({name: str(root) for name, root in roots.items()})
+    script = textwrap.dedent(
+        f"""
+        import time
+        from pathlib import Path
+        import fer3d_bench.dataset.build as build
+        slow_load = build._load_pair
+        def load(*args):
+            time.sleep(0.2)
+            return slow_load(*args)
+        build._load_pair = load
+        roots = {{k: Path(v) for k, v in {paths}.items()}}
+        build.build_dataset(roots, Path({str(target)!r}), build.BuildOptions(size={SIZE}),
+                            render_dir=Path({str(base / "merged.h5.render")!r}), progress=False)
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.time() + 120
+    while not list(tmp_path.glob(".merged.h5.tmp-*")) and time.time() < deadline:
+        time.sleep(0.02)
+    assert list(tmp_path.glob(".merged.h5.tmp-*")), "the build never started writing"
+    time.sleep(0.3)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert target.read_bytes() == before
+    target.unlink()
+    child = subprocess.Popen([sys.executable, "-c", script])
+    while not list(tmp_path.glob(".merged.h5.tmp-*")) and time.time() < deadline:
+        time.sleep(0.02)
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert not target.exists()
+
+
+def test_bad_roots_and_outputs(built, tmp_path):
+    base, roots, _ = built
+    with pytest.raises(DatasetNotFoundError, match="does not exist"):
+        build_dataset({"bu3dfe": tmp_path / "nope"}, tmp_path / "x.h5", progress=False)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetNotFoundError, match="no recognisable samples"):
+        build_dataset({"bu3dfe": tmp_path / "empty"}, tmp_path / "x.h5", progress=False)
+    with pytest.raises(Fer3dError, match="output folder .* does not exist"):
+        build_dataset(roots, tmp_path / "missing" / "x.h5", progress=False)
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_duplicate_sample_ids_are_refused(tmp_path):
+    record = type("R", (), {"sample_id": "bu3dfe:F0001_NE00"})
+    entries = [_Entry(record, tmp_path / root, {}, Path(), Path()) for root in ("a", "b")]
+    with pytest.raises(Fer3dError, match="two sources yield the sample id bu3dfe:F0001_NE00"):
+        _refuse_duplicates(entries)
+
+
+def test_failed_samples_stop_the_build_unless_allowed(built, tmp_path):
+    base, roots, _ = built
+    root = tmp_path / "bu"
+    shutil.copytree(roots["bu3dfe"], root)
+    next(root.rglob("F0001_HA02*_F2D.bmp")).write_bytes(b"garbage")
+    out = tmp_path / "m.h5"
+    runner = CliRunner()
+    args = ["build-dataset", "--bu3dfe", str(root), "--out", str(out), "--size", str(SIZE)]
+    result = runner.invoke(main, args)
+    assert result.exit_code == 1 and "1 samples failed to render" in result.output
+    assert not out.exists()
+    result = runner.invoke(main, [*args, "--allow-failures"])
+    assert result.exit_code == 0, result.output
+    assert "left out 0 excluded, 1 failed" in result.output
+    assert "fingerprint" in result.output
+    with H5Dataset(out) as data:
+        assert len(data) == 24 and "bu3dfe:F0001_HA02" not in data.sample_ids
+
+
+def test_inspect_prints_schema_and_writes_pictures(built, tmp_path):
+    base, _, _ = built
+    result = CliRunner().invoke(
+        main, ["inspect", str(base / "merged.h5"), "--figures", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "schema_version: 1.0.0" in result.output
+    assert "/rgb" in result.output and "chunks (1, 48, 48, 3)" in result.output
+    assert "bu3dfe" in result.output and "total" in result.output
+    for name in ("merged_contact.png", "merged_classes.png"):
+        with Image.open(tmp_path / name) as picture:
+            assert picture.size[0] > 300
