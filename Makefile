@@ -19,6 +19,10 @@ demo: setup
 	$(BIN)/fer3d-bench build-dataset --bu3dfe $(SAMPLE)/bu3dfe --bosphorus $(SAMPLE)/bosphorus \
 	  --cald3r-mend3s $(SAMPLE)/cald3r-mend3s --render-dir $(SAMPLE)/render --out $(SAMPLE)/merged.h5
 	$(BIN)/fer3d-bench inspect $(SAMPLE)/merged.h5
+	$(BIN)/fer3d-bench splits generate --dataset $(SAMPLE)/merged.h5 --out $(SAMPLE)/manifests \
+	  --protocol bu3dfe-legacy --protocol bu3dfe-full --protocol cald3r-mend3s \
+	  --protocol merged --protocol cross-dataset
+	$(BIN)/fer3d-bench splits show $(SAMPLE)/manifests/bu3dfe-full/1.0.0.json
 
 ## test: the test suite (what CI runs)
 test: setup

@@ -250,3 +250,91 @@ def inspect(path, figures) -> None:
         class_chart(path, folder / f"{path.stem}_classes.png"),
     ):
         click.echo(f"wrote {picture}")
+
+
+@main.group()
+def splits() -> None:
+    """Benchmark protocols -> published, versioned, verifiable split manifests."""
+
+
+def _split_items(dataset: Path | None, naming_scheme: bool, protocol):
+    from fer3d_bench import splits as sp
+
+    if naming_scheme:
+        if set(protocol.datasets) != {"bu3dfe"}:
+            raise click.UsageError("--naming-scheme lists BU-3DFE only")
+        return sp.bu3dfe_catalogue(), "BU-3DFE naming scheme (100 subjects x 25 scans)"
+    if dataset is None:
+        raise click.UsageError("give --dataset merged.h5|ROOT (or --naming-scheme for BU-3DFE)")
+    if dataset.is_file():
+        from fer3d_bench.dataset import H5Dataset
+
+        with H5Dataset(dataset) as data:
+            fingerprint = data.fingerprint
+        return sp.items_from_h5(dataset), f"merged HDF5 with fingerprint {fingerprint}"
+    wanted = set(protocol.datasets)
+    source = {"bu3dfe": "bu3dfe", "bosphorus": "bosphorus"}.get(next(iter(wanted)))
+    if wanted <= {"cald3r", "mend3s"}:
+        source = "cald3r-mend3s"
+    if len(wanted) > 1 and source != "cald3r-mend3s":
+        raise click.UsageError(f"{protocol.name} spans several datasets: give a merged .h5 file")
+    return sp.items_from_root(dataset, source), f"scan of a {source} tree"
+
+
+@splits.command("generate")
+@click.option("--protocol", "names", multiple=True, required=True, help="Protocol name(s).")
+@click.option("--dataset", type=click.Path(path_type=Path, exists=True), help="merged.h5 or ROOT")
+@click.option("--naming-scheme", is_flag=True, help="BU-3DFE: list samples from its naming scheme.")
+@click.option(
+    "--out", type=click.Path(path_type=Path), default=Path("data_manifests"), show_default=True
+)
+def splits_generate(names, dataset, naming_scheme, out) -> None:
+    """Write <out>/<protocol>/<version>.json (+ .csv) and refresh <out>/SHA256SUMS."""
+    from fer3d_bench import splits as sp
+
+    for name in names:
+        protocol = sp.load_protocol(name)
+        items, source = _split_items(dataset, naming_scheme, protocol)
+        manifest = sp.make_manifest(protocol, items, source)
+        written = sp.write_manifest(manifest, out)
+        click.echo(
+            f"{name} {protocol.version}: {len(manifest.content['samples'])} samples, "
+            f"sha256 {manifest.sha256} -> {written[0]}"
+        )
+
+
+@splits.command("verify")
+@click.option("--manifest", "manifest_path", type=click.Path(path_type=Path), required=True)
+@click.option("--dataset", type=click.Path(path_type=Path, exists=True), required=True)
+def splits_verify(manifest_path, dataset) -> None:
+    """Check that a dataset holds exactly the samples and labels a manifest names."""
+    from fer3d_bench import splits as sp
+
+    manifest = sp.read_manifest(manifest_path)
+    protocol = sp.load_protocol(manifest.content["protocol"])
+    items, _ = _split_items(dataset, False, protocol)
+    result = sp.verify(manifest, protocol, items)
+    click.echo(f"{manifest_path}: {len(manifest.content['samples'])} samples expected")
+    for name, values in (("missing", result.missing), ("extra", result.extra)):
+        if values:
+            click.echo(
+                f"  {len(values)} {name}: {', '.join(values[:10])}"
+                + (" ..." if len(values) > 10 else "")
+            )
+    for sample_id, want, got in result.label_mismatch[:10]:
+        click.echo(f"  label differs: {sample_id}: manifest {want}, dataset {got}")
+    for name, (want, got) in result.count_differences.items():
+        click.echo(f"  count of {name}: manifest {want}, dataset {got}")
+    if not result.ok:
+        raise click.ClickException("the dataset does not match the manifest")
+    click.echo("  ok: the dataset matches the manifest")
+
+
+@splits.command("show")
+@click.argument("manifest_path", type=click.Path(path_type=Path))
+@click.option("--repetition", default=0, show_default=True)
+def splits_show(manifest_path, repetition) -> None:
+    """Per-fold class table of one repetition of a manifest."""
+    from fer3d_bench import splits as sp
+
+    click.echo(sp.fold_table(sp.read_manifest(manifest_path), repetition))

@@ -21,26 +21,13 @@ from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.dataset.build import BuildOptions, _Entry, _refuse_duplicates, build_dataset
 from fer3d_bench.errors import DatasetNotFoundError, Fer3dError
 from fer3d_bench.render.run import output_paths
-from fer3d_bench.sample import SampleConfig, make_sample
 
-TINY = SampleConfig(
-    seed=11,
-    bu3dfe_subjects=1,
-    bosphorus_subjects=1,
-    cald3r_subjects=1,
-    mend3s_subjects=1,
-    cald3r_samples_per_class=1,
-)
 SIZE = 48
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    base = tmp_path_factory.mktemp("build")
-    make_sample(base / "sample", TINY, workers=1, progress=False)
-    roots = {name: base / "sample" / name for name in ("bu3dfe", "bosphorus", "cald3r-mend3s")}
-    report = build_dataset(roots, base / "merged.h5", BuildOptions(size=SIZE), progress=False)
-    return base, roots, report
+def built(tiny_merged):
+    return tiny_merged
 
 
 def test_file_holds_every_usable_sample_with_provenance(built):
