@@ -23,6 +23,8 @@ demo: setup
 	  --protocol bu3dfe-legacy --protocol bu3dfe-full --protocol cald3r-mend3s \
 	  --protocol merged --protocol cross-dataset
 	$(BIN)/fer3d-bench splits show $(SAMPLE)/manifests/bu3dfe-full/1.0.0.json
+	$(BIN)/fer3d-bench train --dataset $(SAMPLE)/merged.h5 --out $(SAMPLE)/runs/bu3dfe-full-f0 \
+	  --manifest $(SAMPLE)/manifests/bu3dfe-full/1.0.0.json --fold 0 --preset tiny --device cpu
 
 ## test: the test suite (what CI runs)
 test: setup

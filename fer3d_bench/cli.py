@@ -338,3 +338,68 @@ def splits_show(manifest_path, repetition) -> None:
     from fer3d_bench import splits as sp
 
     click.echo(sp.fold_table(sp.read_manifest(manifest_path), repetition))
+
+
+@main.command("train")
+@click.option("--dataset", type=click.Path(path_type=Path, exists=True), required=True)
+@click.option("--manifest", type=click.Path(path_type=Path, exists=True), required=True)
+@click.option("--fold", default=0, show_default=True, help="Test fold (hold-out: ignored).")
+@click.option("--repetition", default=0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+@click.option(
+    "--preset",
+    type=click.Choice(["paper", "cpu-small", "tiny"]),
+    default="paper",
+    show_default=True,
+)
+@click.option("--epochs", type=int, help="Override the preset's number of epochs.")
+@click.option("--ablation", type=click.Choice(["rgb-only", "sum-fusion", "no-transformer"]))
+@click.option(
+    "--backbone-weights",
+    type=click.Path(path_type=Path, exists=True),
+    help="Local timm state dict (or a whole-model pickle with --trust-pickle).",
+)
+@click.option("--trust-pickle", is_flag=True, help="Allow loading a whole-model pickle.")
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+)
+def train_cmd(
+    dataset,
+    manifest,
+    fold,
+    repetition,
+    out,
+    preset,
+    epochs,
+    ablation,
+    backbone_weights,
+    trust_pickle,
+    device,
+) -> None:
+    """Train the reference model on one fold of a manifest; resumes from OUT."""
+    from fer3d_bench import splits as sp
+    from fer3d_bench.dataset import H5Dataset
+    from fer3d_bench.train.loop import ABLATIONS, PRESETS, train, with_overrides
+
+    changes = dict(ABLATIONS[ablation]) if ablation else {}
+    if epochs is not None:
+        changes["epochs"] = epochs
+    config = with_overrides(PRESETS[preset], **changes)
+    with H5Dataset(dataset) as data:
+        train_idx, val_idx = sp.fold_indices(sp.read_manifest(manifest), data, repetition, fold)
+    result = train(
+        dataset,
+        train_idx,
+        val_idx,
+        out,
+        config,
+        device=device,
+        backbone_weights=backbone_weights,
+        trust_pickle=trust_pickle,
+    )
+    for record in result.history:
+        click.echo(
+            f"epoch {record['epoch']:>3}  loss {record['loss_total']:.4f}  "
+            f"train {record['train_accuracy']:.3f}  val {record['val_accuracy']:.3f}"
+        )
+    click.echo(f"validation accuracy {result.val_accuracy:.4f}; checkpoint {result.checkpoint}")

@@ -382,3 +382,30 @@ def fold_table(manifest: Manifest, repetition: int = 0) -> str:
             + f"  {sum(counts.values()):>7}"
         )
     return "\n".join(lines)
+
+
+def fold_indices(manifest: Manifest, data, repetition: int = 0, fold: int = 0):
+    """(train, test) indices into an H5Dataset for one fold of one repetition of a manifest.
+
+    Raises ManifestError when the dataset lacks samples the manifest names (verify first).
+    """
+    import numpy as np
+
+    content = manifest.content
+    if not 0 <= repetition < len(content["repetitions"]):
+        raise ManifestError(f"repetition {repetition} does not exist in {content['protocol']}")
+    groups = content["repetitions"][repetition]["subjects"]
+    test_group = fold if content["kind"] == "kfold" else 1
+    if not 0 <= test_group < len(groups):
+        raise ManifestError(f"fold {fold} does not exist in {content['protocol']}")
+    test_subjects = set(groups[test_group])
+    missing = [s for s in content["samples"] if s not in data]
+    if missing:
+        raise ManifestError(
+            f"the dataset lacks {len(missing)} samples the manifest names (first: {missing[0]}); "
+            "run `fer3d-bench splits verify`"
+        )
+    train, test = [], []
+    for sample_id, info in sorted(content["samples"].items()):
+        (test if info["subject"] in test_subjects else train).append(data.index_of(sample_id))
+    return np.array(train, dtype=np.int64), np.array(test, dtype=np.int64)

@@ -78,6 +78,9 @@ class H5Dataset:
             depth=self._depth[index],
         )
 
+    def __contains__(self, sample_id: object) -> bool:
+        return sample_id in self._index
+
     def index_of(self, sample_id: str) -> int:
         try:
             return self._index[sample_id]

@@ -1,0 +1,175 @@
+"""The training loop on the generated sample: it learns, it resumes exactly, it logs."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from fer3d_bench import splits as sp
+from fer3d_bench.cli import main
+from fer3d_bench.dataset import H5Dataset
+from fer3d_bench.dataset.build import BuildOptions, build_dataset
+from fer3d_bench.errors import Fer3dError
+from fer3d_bench.sample import SampleConfig, make_sample
+from fer3d_bench.train.data import AugmentConfig, FerTorchDataset, fold_statistics
+from fer3d_bench.train.loop import PRESETS, train, with_overrides
+
+LEARN = SampleConfig(
+    seed=21,
+    bu3dfe_subjects=0,
+    bosphorus_subjects=0,
+    cald3r_subjects=5,
+    mend3s_subjects=5,
+    cald3r_samples_per_class=2,
+)
+
+
+@pytest.fixture(scope="module")
+def learn(tmp_path_factory):
+    base = tmp_path_factory.mktemp("learn")
+    make_sample(base / "sample", LEARN, workers=1, progress=False)
+    build_dataset(
+        {"cald3r-mend3s": base / "sample" / "cald3r-mend3s"},
+        base / "merged.h5",
+        BuildOptions(size=64),
+        progress=False,
+    )
+    with H5Dataset(base / "merged.h5") as data:
+        items = sp.items_from_h5(base / "merged.h5")
+        manifest = sp.make_manifest(sp.load_protocol("cald3r-mend3s"), items, "test")
+        train_idx, val_idx = sp.fold_indices(manifest, data, 0, 0)
+    return base, train_idx, val_idx
+
+
+def test_folds_are_subject_independent(learn):
+    base, train_idx, val_idx = learn
+    with H5Dataset(base / "merged.h5") as data:
+        assert not set(data.subjects[train_idx]) & set(data.subjects[val_idx])
+        assert len(train_idx) + len(val_idx) == len(data)
+
+
+def test_reference_model_learns_far_above_chance(learn, tmp_path):
+    base, train_idx, val_idx = learn
+    config = with_overrides(PRESETS["tiny"], epochs=14)
+    result = train(base / "merged.h5", train_idx, val_idx, tmp_path, config, progress=False)
+    # 7 classes: chance is 14 %; a pipeline with shuffled labels, broken alignment of labels and
+    # images or no learning stays near it.
+    assert result.val_accuracy >= 0.5, [r["val_accuracy"] for r in result.history]
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    assert len(lines) == 14
+    record = json.loads(lines[-1])
+    assert {
+        "loss_ce",
+        "loss_center",
+        "loss_island",
+        "train_accuracy",
+        "val_accuracy",
+        "lr_backbone",
+        "lr_head",
+    } <= set(record)
+    assert record["lr_backbone"] == pytest.approx(1e-6, rel=1e-3)  # one-cycle ends at 1e-6
+    assert max(json.loads(x)["lr_head"] for x in lines) > 1e-3
+    with H5Dataset(base / "merged.h5") as data:
+        assert set(result.predictions) == {data.sample_ids[i] for i in val_idx}
+
+
+def test_resume_gives_the_same_weights_as_one_run(learn, tmp_path):
+    base, train_idx, val_idx = learn
+    small = train_idx[:24]
+    config = with_overrides(PRESETS["tiny"], epochs=2, batch_size=8, effective_batch=16)
+    train(base / "merged.h5", small, val_idx[:8], tmp_path / "once", config, progress=False)
+    first = tmp_path / "split"  # the same run, stopped after epoch 1, then started again
+    stopped = train(
+        base / "merged.h5", small, val_idx[:8], first, config, progress=False, stop_after=1
+    )
+    assert len(stopped.history) == 1
+    train(base / "merged.h5", small, val_idx[:8], first, config, progress=False)
+    a = torch.load(tmp_path / "once" / "checkpoint.pt", weights_only=False)
+    b = torch.load(first / "checkpoint.pt", weights_only=False)
+    for key, value in a["model"].items():
+        assert torch.equal(value, b["model"][key]), key
+    assert torch.equal(a["criterion"]["centers"], b["criterion"]["centers"])
+    assert a["history"][-1]["val_accuracy"] == b["history"][-1]["val_accuracy"]
+
+
+def test_normalisation_uses_the_training_fold_only(learn):
+    base, train_idx, val_idx = learn
+    with H5Dataset(base / "merged.h5") as data:
+        a = fold_statistics(data, train_idx)
+        b = fold_statistics(data, val_idx)
+        manual = np.stack([data[int(i)].rgb for i in train_idx]).reshape(-1, 3) / 255.0
+    np.testing.assert_allclose(a.rgb_mean, manual.mean(axis=0), rtol=1e-9)
+    np.testing.assert_allclose(a.rgb_std, manual.std(axis=0), rtol=1e-6)
+    assert a != b
+
+
+def test_augmentation_is_joint_and_deterministic(learn):
+    base, train_idx, _ = learn
+    with H5Dataset(base / "merged.h5") as data:
+        norm = fold_statistics(data, train_idx[:4])
+        flip_only = AugmentConfig(
+            rotation_deg=0, hflip=1.0, erase_p=0.0, brightness=0, contrast=0, saturation=0, hue=0
+        )
+        plain = FerTorchDataset(data, train_idx, norm, 64, None)
+        flipped = FerTorchDataset(data, train_idx, norm, 64, flip_only)
+        rgb, depth, label = plain[0]
+        frgb, fdepth, flabel = flipped[0]
+        assert label == flabel
+        assert torch.equal(frgb, rgb.flip(-1)) and torch.equal(fdepth, depth.flip(-1))
+        full = FerTorchDataset(data, train_idx, norm, 64, AugmentConfig(erase_p=1.0), seed=3)
+        x1, d1, _ = full[1]
+        x2, d2, _ = full[1]
+        assert torch.equal(x1, x2) and torch.equal(d1, d2)  # same seed, epoch, sample
+        full.set_epoch(1)
+        assert not torch.equal(full[1][0], x1)
+        # the erased box is the same in both images: where depth was erased, RGB is zero too
+        raw = FerTorchDataset(
+            data,
+            train_idx,
+            type(norm)((0, 0, 0), (1, 1, 1), 0.0, 1.0),
+            64,
+            AugmentConfig(erase_p=1.0, rotation_deg=0, hflip=0),
+            seed=5,
+        )
+        rgb_raw, depth_raw, _ = raw[2]
+        unerased, dunerased, _ = FerTorchDataset(
+            data, train_idx, type(norm)((0, 0, 0), (1, 1, 1), 0.0, 1.0), 64, None
+        )[2]
+        erased = (depth_raw[0] == 0) & (dunerased[0] > 0)
+        assert erased.any() and (rgb_raw[:, erased] == 0).all()
+
+
+def test_cli_train_and_bad_overrides(learn, tmp_path):
+    base, _, _ = learn
+    items = sp.items_from_h5(base / "merged.h5")
+    manifest = sp.make_manifest(sp.load_protocol("cald3r-mend3s"), items, "test")
+    sp.write_manifest(manifest, tmp_path / "m")
+    path = tmp_path / "m" / "cald3r-mend3s" / "1.0.0.json"
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--dataset",
+            str(base / "merged.h5"),
+            "--manifest",
+            str(path),
+            "--fold",
+            "1",
+            "--out",
+            str(tmp_path / "run"),
+            "--preset",
+            "tiny",
+            "--epochs",
+            "1",
+            "--ablation",
+            "rgb-only",
+            "--device",
+            "cpu",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "validation accuracy" in result.output
+    with pytest.raises(Fer3dError, match="unknown configuration key"):
+        with_overrides(PRESETS["tiny"], **{"model.nonsense": 1})
