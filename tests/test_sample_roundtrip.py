@@ -9,24 +9,15 @@ import json
 import numpy as np
 import pytest
 
-from fer3d_bench.sample import SampleConfig, make_sample
 from fer3d_bench.sources import BU3DFE, Bosphorus, CalD3rMenD3s
-
-TINY = SampleConfig(
-    seed=3,
-    bu3dfe_subjects=2,
-    bosphorus_subjects=1,
-    cald3r_subjects=1,
-    mend3s_subjects=1,
-    cald3r_samples_per_class=1,
-)
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    out = tmp_path_factory.mktemp("roundtrip") / "sample"
-    counts = make_sample(out, TINY, workers=1, progress=False)
+def sample(tiny_sample):
+    base, _ = tiny_sample
+    out = base / "sample"
     truth = json.loads((out / "ground_truth.json").read_text())
+    counts = {name: len(truth[name]) for name in ("bu3dfe", "bosphorus", "cald3r-mend3s")}
     return out, counts, truth
 
 
@@ -37,7 +28,7 @@ def _rel(path, root):
 def test_bu3dfe_index_matches_truth(sample):
     out, counts, truth = sample
     result = BU3DFE(out / "bu3dfe").scan()
-    assert len(result.samples) == counts["bu3dfe"] == 2 * 25
+    assert len(result.samples) == counts["bu3dfe"] == 25
     assert not result.skipped and not result.excluded
     by_mesh = {_rel(s.files["mesh"], out / "bu3dfe"): s for s in result.samples}
     assert set(by_mesh) == set(truth["bu3dfe"])
