@@ -102,18 +102,21 @@ def rank_key(protocol: Protocol, repetition: int | str, subject: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def uses(protocol: Protocol, item: Item) -> bool:
+    """Whether the protocol's datasets, classes and intensities include this sample."""
+    return (
+        item.dataset in protocol.datasets
+        and item.label in protocol.classes
+        and (protocol.intensities is None or item.intensity in protocol.intensities)
+    )
+
+
 def select(protocol: Protocol, items: list[Item]) -> list[Item]:
     """The samples the protocol uses: its datasets, classes, intensities and drawn subjects."""
     for item in items:
         if _UNSAFE.search(item.sample_id):
             raise ManifestError(f"sample id {item.sample_id!r} holds a path separator or '..'")
-    chosen = [
-        i
-        for i in items
-        if i.dataset in protocol.datasets
-        and i.label in protocol.classes
-        and (protocol.intensities is None or i.intensity in protocol.intensities)
-    ]
+    chosen = [i for i in items if uses(protocol, i)]
     if protocol.subjects is not None:
         subjects = sorted(
             {i.subject for i in chosen}, key=lambda s: rank_key(protocol, "select", s)
@@ -282,13 +285,7 @@ class Verification:
 def verify(manifest: Manifest, protocol: Protocol, items: list[Item]) -> Verification:
     """Compare a manifest's samples with what a dataset holds for the same protocol."""
     expected = manifest.content["samples"]
-    present = {
-        i.sample_id: i
-        for i in items
-        if i.dataset in protocol.datasets
-        and i.label in protocol.classes
-        and (protocol.intensities is None or i.intensity in protocol.intensities)
-    }
+    present = {i.sample_id: i for i in items if uses(protocol, i)}
     subjects = {info["subject"] for info in expected.values()}
     candidates = {k: v for k, v in present.items() if v.subject in subjects}
     missing = sorted(set(expected) - set(present))

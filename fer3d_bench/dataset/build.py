@@ -115,8 +115,8 @@ def build_dataset(
         "datasets": sorted(roots),
         "label_map": labels.as_dict(),
     }
-    fingerprint = write_h5(out, entries, parameters, options.compression, progress)
     counts = _counts(entries)
+    fingerprint = write_h5(out, entries, parameters, counts, options.compression, progress)
     return BuildReport(out, fingerprint, counts, left_out)
 
 
@@ -143,6 +143,7 @@ def write_h5(
     out: Path,
     entries: list[_Entry],
     parameters: dict,
+    counts: dict,
     compression: str | None,
     progress: bool = True,
 ) -> str:
@@ -168,7 +169,6 @@ def write_h5(
             digest.update(pixels.tobytes() + relief.astype("<u2").tobytes())
         _write_columns(h5, entries, labels)
         fingerprint = digest.hexdigest()
-        counts = _counts(entries)
         attributes = {
             "schema_version": SCHEMA_VERSION,
             "fer3d_bench_version": __version__,

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from fer3d_bench.dataset.reader import H5Dataset  # noqa: E402
-from fer3d_bench.io import atomic_path  # noqa: E402
+from fer3d_bench.io import save_figure  # noqa: E402
 
 
 def describe(path: Path) -> str:
@@ -61,7 +61,7 @@ def contact_sheet(path: Path, target: Path, per_class: int = 2) -> Path:
             right.imshow(depth, cmap="gray")
             left.set_title(f"{name}: {data.classes[sample.label]}", fontsize=7)
             right.set_title(sample.sample_id.split(":", 1)[1], fontsize=6)
-    return _save(fig, target)
+    return save_figure(fig, target)
 
 
 def class_chart(path: Path, target: Path) -> Path:
@@ -76,12 +76,4 @@ def class_chart(path: Path, target: Path) -> Path:
             ax.set_xticks(range(len(data.classes)), data.classes, rotation=45, ha="right")
             ax.set_title(f"{name} ({counts.sum()} samples)")
             ax.set_ylabel("samples")
-    return _save(fig, target)
-
-
-def _save(fig, target: Path) -> Path:
-    fig.tight_layout()
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png", dpi=90, metadata={"Software": None})
-    plt.close(fig)
-    return target
+    return save_figure(fig, target)

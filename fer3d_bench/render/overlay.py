@@ -12,7 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from fer3d_bench.io import atomic_path  # noqa: E402
+from fer3d_bench.io import save_figure  # noqa: E402
 from fer3d_bench.render.depth import decode_depth  # noqa: E402
 from fer3d_bench.taxonomy import CLASSES  # noqa: E402
 
@@ -50,7 +50,4 @@ def contact_sheet(out: Path, table: pd.DataFrame, target: Path, per_class: int =
         iou = row.get("iou")
         note = f"IoU {iou:.3f}" if isinstance(iou, float) and np.isfinite(iou) else row["method"]
         ax.set_title(f"{row['sample_id'].split(':', 1)[1]}\n{row['label']}, {note}", fontsize=7)
-    fig.tight_layout()
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png", dpi=90, metadata={"Software": None})
-    plt.close(fig)
+    save_figure(fig, target)

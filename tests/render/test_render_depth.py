@@ -12,24 +12,15 @@ from fer3d_bench.render import align, fit
 from fer3d_bench.render.backends import make_renderer
 from fer3d_bench.render.camera import OrthoCamera
 from fer3d_bench.render.run import RenderOptions, output_paths, render_dataset
-from fer3d_bench.sample import SampleConfig, make_sample
 from fer3d_bench.sources import BU3DFE
 
-SMALL = SampleConfig(
-    seed=5,
-    bu3dfe_subjects=1,
-    bosphorus_subjects=1,
-    cald3r_subjects=1,
-    mend3s_subjects=1,
-    cald3r_samples_per_class=1,
-)
 OPTIONS = RenderOptions(size=96)
 
 
 @pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    out = tmp_path_factory.mktemp("render") / "sample"
-    make_sample(out, SMALL, workers=1, progress=False)
+def sample(tiny_sample):
+    """The session's tiny sample: one subject per dataset (read only here)."""
+    out = tiny_sample[0] / "sample"
     return out, json.loads((out / "ground_truth.json").read_text())
 
 
