@@ -315,16 +315,8 @@ def splits_verify(manifest_path, dataset) -> None:
     items, _ = _split_items(dataset, False, protocol)
     result = sp.verify(manifest, protocol, items)
     click.echo(f"{manifest_path}: {len(manifest.content['samples'])} samples expected")
-    for name, values in (("missing", result.missing), ("extra", result.extra)):
-        if values:
-            click.echo(
-                f"  {len(values)} {name}: {', '.join(values[:10])}"
-                + (" ..." if len(values) > 10 else "")
-            )
-    for sample_id, want, got in result.label_mismatch[:10]:
-        click.echo(f"  label differs: {sample_id}: manifest {want}, dataset {got}")
-    for name, (want, got) in result.count_differences.items():
-        click.echo(f"  count of {name}: manifest {want}, dataset {got}")
+    for line in result.describe():
+        click.echo(f"  {line}")
     if not result.ok:
         raise click.ClickException("the dataset does not match the manifest")
     click.echo("  ok: the dataset matches the manifest")
@@ -385,8 +377,9 @@ def train_cmd(
     if epochs is not None:
         changes["epochs"] = epochs
     config = with_overrides(PRESETS[preset], **changes)
+    content = sp.read_manifest(manifest)
     with H5Dataset(dataset) as data:
-        train_idx, val_idx = sp.fold_indices(sp.read_manifest(manifest), data, repetition, fold)
+        train_idx, val_idx = sp.fold_indices(content, data, repetition, fold)
     result = train(
         dataset,
         train_idx,
@@ -396,6 +389,7 @@ def train_cmd(
         device=device,
         backbone_weights=backbone_weights,
         trust_pickle=trust_pickle,
+        classes=content.content["classes"],
     )
     for record in result.history:
         click.echo(
@@ -403,3 +397,164 @@ def train_cmd(
             f"train {record['train_accuracy']:.3f}  val {record['val_accuracy']:.3f}"
         )
     click.echo(f"validation accuracy {result.val_accuracy:.4f}; checkpoint {result.checkpoint}")
+
+
+@main.command("evaluate")
+@click.option("--dataset", type=click.Path(path_type=Path, exists=True), required=True)
+@click.option("--protocol", "protocols", multiple=True, required=True, help="Protocol name(s).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder.")
+@click.option(
+    "--manifests",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder of <protocol>/<version>.json manifests [default: the published data_manifests/].",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    help="TOML: preset = ..., top-level training keys, [model] and [loss] tables.",
+)
+@click.option(
+    "--preset", type=click.Choice(["paper", "cpu-small", "tiny"]), help="[default: paper]"
+)
+@click.option("--epochs", type=int, help="Override the number of epochs.")
+@click.option("--repetitions", type=int, help="Run only the first N repetitions of each protocol.")
+@click.option("--max-folds", type=int, help="Run only the first N folds of each repetition.")
+@click.option(
+    "--ablation",
+    "ablations",
+    multiple=True,
+    type=click.Choice(["rgb-only", "sum-fusion", "no-transformer"]),
+    help="Also run this ablation of the reference model (repeatable).",
+)
+@click.option(
+    "--launcher",
+    type=click.Choice(["local", "slurm", "submitit-local"]),
+    default="local",
+    show_default=True,
+    help="local: here; slurm: a submitit job array; submitit-local: submitit's local executor.",
+)
+@click.option("--jobs", default=1, show_default=True, help="local: folds trained at once.")
+@click.option("--wait/--no-wait", default=False, help="slurm: wait for the jobs, then report.")
+@click.option("--slurm-partition")
+@click.option("--slurm-time", default=240, show_default=True, help="Minutes per fold job.")
+@click.option("--slurm-gpus", default=1, show_default=True)
+@click.option("--slurm-cpus", default=8, show_default=True)
+@click.option("--slurm-mem-gb", default=32, show_default=True)
+@click.option("--slurm-parallel", default=64, show_default=True, help="Array jobs at once.")
+@click.option(
+    "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
+)
+@click.option("--backbone-weights", type=click.Path(path_type=Path, exists=True))
+@click.option("--trust-pickle", is_flag=True)
+def evaluate_cmd(
+    dataset,
+    protocols,
+    out,
+    manifests,
+    config_file,
+    preset,
+    epochs,
+    repetitions,
+    max_folds,
+    ablations,
+    launcher,
+    jobs,
+    wait,
+    slurm_partition,
+    slurm_time,
+    slurm_gpus,
+    slurm_cpus,
+    slurm_mem_gb,
+    slurm_parallel,
+    device,
+    backbone_weights,
+    trust_pickle,
+) -> None:
+    """Train and test every fold of each protocol (resumable), then write and print the report."""
+    from fer3d_bench import evaluate as ev
+    from fer3d_bench import splits as sp
+
+    file_preset, overrides = ev.load_config_file(config_file) if config_file else (None, {})
+    if epochs is not None:
+        overrides["epochs"] = epochs
+    for name, value in (("--repetitions", repetitions), ("--max-folds", max_folds)):
+        if value is not None and value < 1:
+            raise click.BadParameter(f"{name} must be at least 1")
+    spec = ev.EvalSpec(
+        dataset=dataset,
+        protocols=protocols,
+        out=out,
+        manifests=manifests or sp.MANIFESTS_DIR,
+        preset=preset or file_preset or "paper",
+        overrides=overrides,
+        ablations=ablations,
+        repetitions=repetitions,
+        max_folds=max_folds,
+        device=device,
+        backbone_weights=backbone_weights,
+        trust_pickle=trust_pickle,
+        launcher=launcher,
+    )
+    planned = ev.plan(spec, progress=launcher == "local" and jobs == 1)
+    pending = planned.pending()
+    click.echo(
+        f"{out}: {len(planned.jobs)} fold jobs, {len(planned.jobs) - len(pending)} already done"
+    )
+    if launcher == "local":
+        ev.run_local(pending, workers=jobs, on_result=lambda s: click.echo(_fold_line(s)))
+    else:
+        options = ev.SlurmOptions(
+            slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_mem_gb, slurm_parallel
+        )
+        cluster = "slurm" if launcher == "slurm" else "local"
+        waiting = wait or launcher == "submitit-local"
+        ev.submit(pending, out, cluster, options, wait=waiting)
+        if not waiting:
+            click.echo(
+                f"submitted {len(pending)} jobs (ids in {out}/submitit/jobs.json); when they "
+                f"have finished: fer3d-bench report {out}"
+            )
+            return
+    _print_report(out)
+
+
+def _fold_line(summary: dict) -> str:
+    if summary["status"] != "ok":
+        return f"{summary['folder']}: FAILED ({summary['reason']})"
+    return f"{summary['folder']}: accuracy {summary['accuracy']:.3f}"
+
+
+def _print_report(run_dir: Path) -> None:
+    import json
+
+    from fer3d_bench.report import format_tables, write_report
+
+    paths = write_report(run_dir)
+    click.echo("")
+    click.echo(format_tables(json.loads(paths.json.read_text())))
+    click.echo(f"report: {paths.markdown} and {paths.json}; figures in {paths.markdown.parent}")
+
+
+@main.command("report")
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+def report_cmd(run_dir) -> None:
+    """Aggregate a run folder's fold results into report.md, report.json and figures."""
+    _print_report(run_dir)
+
+
+@main.command("demo")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("demo"), show_default=True)
+@click.option("--workers", default=2, show_default=True, help="Processes for sample and render.")
+def demo_cmd(out, workers) -> None:
+    """Everything on the generated sample: sample, render, build, splits, evaluate, report."""
+    import time
+
+    from fer3d_bench.demo import run_demo
+
+    started = time.perf_counter()
+    paths, tables = run_demo(out, workers=workers, echo=click.echo)
+    click.echo("")
+    click.echo(tables)
+    click.echo(f"report: {paths.markdown}; figures in {paths.markdown.parent / 'figures'}")
+    click.echo(f"demo finished in {time.perf_counter() - started:.0f} s")

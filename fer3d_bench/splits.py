@@ -281,6 +281,19 @@ class Verification:
     def ok(self) -> bool:
         return not (self.missing or self.extra or self.label_mismatch or self.count_differences)
 
+    def describe(self, limit: int = 10) -> list[str]:
+        """What differs, one line per kind, at most `limit` examples each."""
+        lines = []
+        for name, values in (("missing", self.missing), ("extra", self.extra)):
+            if values:
+                more = " ..." if len(values) > limit else ""
+                lines.append(f"{len(values)} {name}: {', '.join(values[:limit])}{more}")
+        for sample_id, want, got in self.label_mismatch[:limit]:
+            lines.append(f"label differs: {sample_id}: manifest {want}, dataset {got}")
+        for name, (want, got) in self.count_differences.items():
+            lines.append(f"count of {name}: manifest {want}, dataset {got}")
+        return lines
+
 
 def verify(manifest: Manifest, protocol: Protocol, items: list[Item]) -> Verification:
     """Compare a manifest's samples with what a dataset holds for the same protocol."""

@@ -81,8 +81,10 @@ class FerTorchDataset(torch.utils.data.Dataset):
         size: int,
         augment: AugmentConfig | None = None,
         seed: int = 0,
+        label_map: np.ndarray | None = None,
     ):
         self.data = data
+        self.label_map = label_map  # dataset label -> model output index (a protocol's classes)
         self.indices = np.asarray(indices, dtype=np.int64)
         self.norm = normalisation
         self.size = size
@@ -107,7 +109,8 @@ class FerTorchDataset(torch.utils.data.Dataset):
             rgb, depth = _augment(rgb, depth, self.augment, self._generator(k))
         rgb = TF.normalize(rgb, list(self.norm.rgb_mean), list(self.norm.rgb_std))
         depth = (depth - self.norm.depth_mean) / self.norm.depth_std
-        return rgb, depth, sample.label
+        label = sample.label if self.label_map is None else int(self.label_map[sample.label])
+        return rgb, depth, label
 
     def _generator(self, k: int) -> torch.Generator:
         key = f"{self.seed}|{self.epoch}|{int(self.indices[k])}".encode()

@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -107,6 +108,39 @@ def with_overrides(config: TrainConfig, **changes) -> TrainConfig:
         raise Fer3dError(f"unknown configuration key: {exc}") from None
 
 
+def config_from_dict(values: dict) -> TrainConfig:
+    """The TrainConfig that `as_dict()` gave `values` (as stored in result.json)."""
+    values = dict(values)
+    model = ModelConfig(**values.pop("model"))
+    loss = LossConfig(**values.pop("loss"))
+    return TrainConfig(model=model, loss=loss, **values)
+
+
+def config_keys() -> list[str]:
+    """Every key a config file or override may set: `epochs`, `model.backbone`, ..."""
+    base = TrainConfig()
+    keys = [k for k in base.as_dict() if k not in ("model", "loss")]
+    keys += [f"model.{k}" for k in asdict(base.model)] + [f"loss.{k}" for k in asdict(base.loss)]
+    return sorted(keys)
+
+
+def differences(config: TrainConfig, reference: TrainConfig) -> dict[str, list]:
+    """key -> [value here, value in reference] for every field that differs."""
+    flat = {k: v for k, v in _flatten(config.as_dict()).items()}
+    ref = _flatten(reference.as_dict())
+    return {k: [flat[k], ref[k]] for k in sorted(flat) if flat[k] != ref[k]}
+
+
+def _flatten(values: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -135,23 +169,28 @@ def train(
     trust_pickle: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
+    classes: Sequence[str] | None = None,
 ) -> TrainResult:
     """Train on `train_indices`, validate on `val_indices` each epoch; resume from `out`.
 
     `stop_after` ends the call after that epoch, as an interruption would, leaving the
-    checkpoint a later call resumes from.
+    checkpoint a later call resumes from. `classes` (names, default all the dataset's) sets the
+    classifier's outputs: a six-class protocol gets a six-way classifier, so it can never
+    predict a class the protocol leaves out. Predictions are dataset class indices either way.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     dev = pick_device(device)
     torch.manual_seed(config.seed)
     data = H5Dataset(data_path)
+    names = list(data.classes) if classes is None else list(classes)
+    outputs, label_map = _class_outputs(data, names, train_indices, val_indices)
     norm = fold_statistics(data, train_indices)
     size = config.model.input_size
     augment = AugmentConfig() if config.augment else None
-    train_set = FerTorchDataset(data, train_indices, norm, size, augment, config.seed)
-    val_set = FerTorchDataset(data, val_indices, norm, size, None, config.seed)
-    model = FerNet(replace(config.model, num_classes=len(data.classes)))
+    train_set = FerTorchDataset(data, train_indices, norm, size, augment, config.seed, label_map)
+    val_set = FerTorchDataset(data, val_indices, norm, size, None, config.seed, label_map)
+    model = FerNet(replace(config.model, num_classes=len(names)))
     if backbone_weights:
         from fer3d_bench.train.model import load_backbone_weights
 
@@ -159,8 +198,8 @@ def train(
         (out / "weights_report.json").write_text(json.dumps(asdict(report), indent=1))
     layout = torch.channels_last if dev.type == "cuda" else torch.contiguous_format
     model = model.to(dev, memory_format=layout)  # channels-last: faster on GPUs, slower on CPUs
-    weights = class_weights(data.labels[train_indices], len(data.classes)).to(dev)
-    criterion = FerLoss(len(data.classes), config.model.token_dim, weights, config.loss).to(dev)
+    weights = class_weights(label_map[data.labels[train_indices]], len(names)).to(dev)
+    criterion = FerLoss(len(names), config.model.token_dim, weights, config.loss).to(dev)
     optimizer = torch.optim.AdamW(
         [
             {"params": model.backbone_parameters(), "lr": config.lr_backbone},
@@ -179,6 +218,7 @@ def train(
         "config": config.as_dict(),
         "train": _digest(train_indices),
         "val": _digest(val_indices),
+        "classes": names,
     }
     if checkpoint.exists():
         saved = torch.load(checkpoint, map_location=dev, weights_only=False)
@@ -228,7 +268,7 @@ def train(
                 centers_opt.zero_grad(set_to_none=True)
                 if scheduler.last_epoch < steps - 1:  # the last step runs at final_lr
                     scheduler.step()
-        val_acc, predictions = evaluate(model, val_set, data, config, dev, layout)
+        val_acc, predictions = evaluate(model, val_set, data, config, dev, layout, outputs)
         record = {
             "epoch": epoch + 1,
             **{f"loss_{name}": value / max(seen, 1) for name, value in sums.items()},
@@ -254,7 +294,7 @@ def train(
             norm,
         )
     if not predictions:
-        _, predictions = evaluate(model, val_set, data, config, dev, layout)
+        _, predictions = evaluate(model, val_set, data, config, dev, layout, outputs)
     data.close()
     final = state["history"][-1]["val_accuracy"] if state["history"] else float("nan")
     return TrainResult(state["history"], checkpoint, final, predictions)
@@ -275,9 +315,24 @@ def one_cycle(optimizer, max_lrs: list[float], steps: int, config: TrainConfig):
     return scheduler
 
 
+def _class_outputs(data: H5Dataset, names: list[str], *index_sets) -> tuple[list[int], np.ndarray]:
+    """(dataset class index of each output, dataset label -> output index or -1)."""
+    unknown = [n for n in names if n not in data.classes]
+    if unknown or len(set(names)) != len(names):
+        raise Fer3dError(f"classes {names} are not distinct classes of {data.path}")
+    outputs = [list(data.classes).index(n) for n in names]
+    label_map = np.full(len(data.classes), -1, dtype=np.int64)
+    label_map[outputs] = np.arange(len(outputs))
+    for indices in index_sets:
+        stray = sorted({data.classes[k] for k in data.labels[indices] if label_map[k] < 0})
+        if stray:
+            raise Fer3dError(f"the fold holds samples of {stray}, which are not among {names}")
+    return outputs, label_map
+
+
 @torch.no_grad()
-def evaluate(model, dataset: FerTorchDataset, data: H5Dataset, config, dev, layout):
-    """Accuracy and predictions on a dataset, without augmentation."""
+def evaluate(model, dataset: FerTorchDataset, data: H5Dataset, config, dev, layout, outputs=None):
+    """Accuracy and predictions (dataset class indices) on a dataset, without augmentation."""
     model.eval()
     predictions: dict[str, int] = {}
     correct = 0
@@ -288,7 +343,8 @@ def evaluate(model, dataset: FerTorchDataset, data: H5Dataset, config, dev, layo
         guess = logits.float().argmax(1).cpu()
         correct += int((guess == labels).sum())
         for j, value in enumerate(guess.tolist()):
-            predictions[data.sample_ids[int(dataset.indices[offset + j])]] = value
+            index = value if outputs is None else outputs[value]
+            predictions[data.sample_ids[int(dataset.indices[offset + j])]] = index
         offset += len(labels)
     return correct / max(len(dataset), 1), predictions
 

@@ -1,0 +1,257 @@
+"""evaluate: fold jobs, resuming without retraining, refusals, failed folds, submitit, demo."""
+
+import json
+import shutil
+
+import pytest
+from click.testing import CliRunner
+
+from fer3d_bench import evaluate as ev
+from fer3d_bench import splits as sp
+from fer3d_bench.cli import main
+from fer3d_bench.dataset import H5Dataset
+from fer3d_bench.dataset.build import BuildOptions, build_dataset
+from fer3d_bench.errors import ConfigError
+from fer3d_bench.sample import SampleConfig, make_sample
+from fer3d_bench.train import loop
+
+SMALL = SampleConfig(
+    seed=31,
+    bu3dfe_subjects=3,
+    bosphorus_subjects=0,
+    cald3r_subjects=0,
+    mend3s_subjects=0,
+)
+FAST = {"epochs": 1}
+REAL_TRAIN = loop.train
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """A 3-subject BU-3DFE sample at 64 px with its bu3dfe-legacy and bu3dfe-full manifests."""
+    base = tmp_path_factory.mktemp("evaluate")
+    make_sample(base / "sample", SMALL, workers=1, progress=False)
+    build_dataset(
+        {"bu3dfe": base / "sample" / "bu3dfe"},
+        base / "merged.h5",
+        BuildOptions(size=64),
+        render_dir=base / "render",
+        progress=False,
+    )
+    items = sp.items_from_h5(base / "merged.h5")
+    for name in ("bu3dfe-legacy", "bu3dfe-full"):
+        sp.write_manifest(sp.make_manifest(sp.load_protocol(name), items, "test"), base / "m")
+    return base
+
+
+def _spec(base, out, **changes):
+    values = {
+        "dataset": base / "merged.h5",
+        "protocols": ("bu3dfe-legacy",),
+        "out": out,
+        "manifests": base / "m",
+        "preset": "tiny",
+        "overrides": dict(FAST),
+        "repetitions": 2,
+        "max_folds": 2,
+        "device": "cpu",
+    }
+    values.update(changes)
+    return ev.EvalSpec(**values)
+
+
+def _counting_train(monkeypatch, fail_on=None, stop_at=None):
+    """Wrap the real trainer: count calls; make one fold really diverge; or interrupt."""
+    real = REAL_TRAIN
+    calls = []
+
+    def wrapped(data_path, train_idx, val_idx, out, config, **kwargs):
+        calls.append(str(out))
+        if stop_at is not None and len(calls) == stop_at:
+            raise KeyboardInterrupt
+        if fail_on is not None and str(out).endswith(fail_on):
+            # a loss weight that overflows float32: the trainer's own divergence check fires
+            config = loop.with_overrides(config, **{"loss.lambda1": 1e39})
+        return real(data_path, train_idx, val_idx, out, config, **kwargs)
+
+    monkeypatch.setattr(loop, "train", wrapped)
+    return calls
+
+
+def test_each_fold_writes_its_result_with_predictions_for_its_test_subjects(small, tmp_path):
+    plan = ev.plan(_spec(small, tmp_path / "run"))
+    assert [j.folder for j in plan.jobs] == [
+        "bu3dfe-legacy/0/0",
+        "bu3dfe-legacy/0/1",
+        "bu3dfe-legacy/1/0",
+        "bu3dfe-legacy/1/1",
+    ]
+    summaries = ev.run_local(plan.jobs, progress=False)
+    assert [s["status"] for s in summaries] == ["ok"] * 4
+    manifest = sp.read_manifest(small / "m" / "bu3dfe-legacy" / "1.0.0.json")
+    with H5Dataset(small / "merged.h5") as data:
+        for job in plan.jobs:
+            result = json.loads(job.result_path.read_text())
+            rep, fold = job.identity["repetition"], job.identity["fold"]
+            _, test_idx = sp.fold_indices(manifest, data, rep, fold)
+            assert sorted(result["predictions"]) == sorted(data.sample_ids[i] for i in test_idx)
+            for sample_id, p in result["predictions"].items():
+                assert p["true"] == data.classes[int(data.labels[data.index_of(sample_id)])]
+                assert p["pred"] in result["classes"]  # six classes: never "neutral"
+            hits = sum(p["true"] == p["pred"] for p in result["predictions"].values())
+            assert result["metrics"]["accuracy"] == pytest.approx(hits / len(test_idx))
+            assert result["job"]["manifest_sha256"] == manifest.sha256
+            assert (tmp_path / "run" / result["checkpoint"]).is_file()
+            assert len(result["history"]) == 1
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["protocols"]["bu3dfe-legacy"]["repetitions_run"] == 2
+    assert info["reference"]["differs_from_paper"]["epochs"] == [1, 30]
+
+
+def test_an_interrupted_evaluation_resumes_without_retraining_finished_folds(
+    small, tmp_path, monkeypatch
+):
+    out = tmp_path / "run"
+    calls = _counting_train(monkeypatch, stop_at=3)
+    with pytest.raises(KeyboardInterrupt):
+        ev.run_local(ev.plan(_spec(small, out)).jobs, progress=False)
+    finished = sorted(p.relative_to(out).as_posix() for p in out.rglob("result.json"))
+    assert finished == ["bu3dfe-legacy/0/0/result.json", "bu3dfe-legacy/0/1/result.json"]
+    stamps = {p: (out / p).read_bytes() for p in finished}
+    calls = _counting_train(monkeypatch)
+    summaries = ev.run_local(ev.plan(_spec(small, out)).jobs, progress=False)
+    assert [s["skipped"] for s in summaries] == [True, True, False, False]
+    assert [c.split("run/")[1] for c in calls] == ["bu3dfe-legacy/1/0", "bu3dfe-legacy/1/1"]
+    assert all((out / p).read_bytes() == b for p, b in stamps.items())  # untouched
+    calls.clear()
+    ev.run_local(ev.plan(_spec(small, out)).jobs, progress=False)
+    assert calls == []  # everything done: nothing trains
+
+
+def test_a_diverging_fold_is_marked_failed_and_the_others_go_on(small, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    _counting_train(monkeypatch, fail_on="bu3dfe-legacy/0/1")
+    summaries = ev.run_local(ev.plan(_spec(small, out, repetitions=1)).jobs, progress=False)
+    assert [s["status"] for s in summaries] == ["ok", "failed"]
+    failed = json.loads((out / "bu3dfe-legacy/0/1/result.json").read_text())
+    assert failed["status"] == "failed" and "diverged" in failed["reason"]
+    assert "inf" in failed["reason"] or "nan" in failed["reason"]
+    result = CliRunner().invoke(main, ["report", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "1 fold failed" in result.output
+    markdown = (out / "report.md").read_text()
+    assert "| full | bu3dfe-legacy | 0 | 1 | training diverged" in markdown
+
+
+def test_a_run_folder_of_another_configuration_is_refused_before_training(
+    small, tmp_path, monkeypatch
+):
+    out = tmp_path / "run"
+    ev.run_local(ev.plan(_spec(small, out, repetitions=1, max_folds=1)).jobs, progress=False)
+    calls = _counting_train(monkeypatch)
+    with pytest.raises(ConfigError, match=r"different configuration.*epochs 1 -> 2"):
+        ev.plan(_spec(small, out, overrides={"epochs": 2}))
+    assert calls == []
+    # a result file that belongs to another job is refused too
+    (out / "run.json").unlink()
+    with pytest.raises(ConfigError, match="different job"):
+        ev.plan(_spec(small, out, overrides={"epochs": 2}))
+
+
+def test_a_manifest_that_does_not_match_the_dataset_stops_with_verify_message(small, tmp_path):
+    # the published manifest names 60 real BU-3DFE subjects; this dataset has 3
+    with pytest.raises(
+        ev.ManifestMismatch, match=r"(?s)does not match.*splits verify.*missing: bu3dfe:"
+    ):
+        ev.plan(_spec(small, tmp_path / "run", manifests=sp.MANIFESTS_DIR))
+    assert not (tmp_path / "run").exists()
+
+
+def test_config_file_keys_are_checked_by_name(small, tmp_path):
+    good = tmp_path / "good.toml"
+    good.write_text('preset = "tiny"\nepochs = 1\n[model]\nhead = "pool"\n')
+    assert ev.load_config_file(good) == ("tiny", {"epochs": 1, "model.head": "pool"})
+    bad = tmp_path / "bad.toml"
+    bad.write_text('preset = "tiny"\nepochs = 1\n[model]\nbackbon = "x"\n')
+    result = CliRunner().invoke(
+        main,
+        ["evaluate", "--dataset", str(small / "merged.h5"), "--protocol", "bu3dfe-legacy"]
+        + ["--out", str(tmp_path / "run"), "--manifests", str(small / "m")]
+        + ["--config", str(bad)],
+    )
+    assert result.exit_code == 1
+    assert "bad.toml" in result.output and "model.backbon" in result.output
+
+
+def test_cli_evaluate_with_ablation_writes_the_report_and_figures(small, tmp_path):
+    out = tmp_path / "run"
+    args = ["evaluate", "--dataset", str(small / "merged.h5"), "--protocol", "bu3dfe-full"]
+    args += ["--out", str(out), "--manifests", str(small / "m"), "--preset", "tiny"]
+    args += ["--epochs", "1", "--max-folds", "2", "--ablation", "rgb-only", "--device", "cpu"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert "TRUNCATED" in result.output and "2 of 5 folds" in result.output
+    assert "87.6" in result.output and "not reproduced" in result.output
+    assert (out / "ablation-rgb-only/bu3dfe-full/0/1/result.json").is_file()
+    report = json.loads((out / "report.json").read_text())
+    assert report["run"]["dataset"]["fingerprint"]
+    assert report["run"]["protocols"]["bu3dfe-full"]["manifest_sha256"]
+    assert {g["variant"] for g in report["groups"]} == {"full", "rgb-only"}
+    for figure in report["figures"]:
+        assert (out / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    again = CliRunner().invoke(main, args)  # everything done: nothing retrains
+    assert again.exit_code == 0 and "4 fold jobs, 4 already done" in again.output
+
+
+def test_submitit_path_with_its_local_executor(small, tmp_path):
+    out = tmp_path / "run"
+    plan = ev.plan(_spec(small, out, repetitions=1, max_folds=2))
+    summaries = ev.submit(plan.pending(), out, cluster="local", wait=True, progress=False)
+    assert sorted(s["status"] for s in summaries) == ["ok", "ok"]
+    assert all(not s["skipped"] for s in summaries)
+    ids = json.loads((out / "submitit" / "jobs.json").read_text())
+    assert [r["folder"] for r in ids] == ["bu3dfe-legacy/0/0", "bu3dfe-legacy/0/1"]
+    for job in plan.jobs:  # each job ran in its own process and wrote its result there
+        assert json.loads(job.result_path.read_text())["status"] == "ok"
+    assert ev.plan(_spec(small, out, repetitions=1, max_folds=2)).pending() == []
+
+
+def test_demo_runs_every_stage_on_a_reduced_sample(small, tmp_path):
+    out = tmp_path / "demo"
+    out.mkdir()
+    shutil.copytree(small / "sample", out / "sample")  # reused, as a second demo run would
+    shutil.copytree(small / "render", out / "render")
+    lines = []
+    paths, tables = ev_demo(out, lines)
+    assert (out / "merged.h5").is_file()
+    assert (out / "manifests" / "bu3dfe-full" / "1.0.0.json").is_file()
+    assert "bu3dfe-full 1.0.0" in tables and "bu3dfe-legacy 1.0.0" in tables
+    assert "2 of 100 repetitions" in tables
+    assert paths.markdown.read_text().count("not reproduced") >= 2
+    assert any("reusing" in line for line in lines)
+
+
+def ev_demo(out, lines):
+    from fer3d_bench.demo import run_demo
+
+    return run_demo(
+        out,
+        workers=1,
+        progress=False,
+        echo=lines.append,
+        sample_config=SMALL,
+        evaluations=(("bu3dfe-full", None, 2), ("bu3dfe-legacy", 2, 1)),
+        overrides=FAST,
+    )
+
+
+def test_local_process_pool_runs_jobs_in_spawned_workers(small, tmp_path):
+    plan = ev.plan(_spec(small, tmp_path / "run", repetitions=1, max_folds=2))
+    summaries = ev.run_local(plan.jobs, workers=2, progress=False)
+    assert [(s["folder"], s["status"]) for s in summaries] == [
+        ("bu3dfe-legacy/0/0", "ok"),
+        ("bu3dfe-legacy/0/1", "ok"),
+    ]
+    for job in plan.jobs:  # written by the worker, for exactly this job
+        result = json.loads(job.result_path.read_text())
+        assert result["job"] == job.identity and result["predictions"]
