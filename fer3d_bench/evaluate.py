@@ -149,7 +149,8 @@ def plan(spec: EvalSpec, progress: bool = False) -> Plan:
         "fer3d_bench_version": __version__,
         "git_commit": commit,
         "git_dirty": dirty,
-        "device": pick_device(spec.device).type,
+        # a cluster job picks its device where it runs (each result.json records it)
+        "device": pick_device(spec.device).type if spec.launcher == "local" else spec.device,
         "launcher": spec.launcher,
         "environment": environment(),
         "created": now(),
