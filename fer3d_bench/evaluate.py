@@ -121,7 +121,37 @@ def load_config_file(path: Path) -> tuple[str | None, dict]:
 def plan(spec: EvalSpec, progress: bool = False) -> Plan:
     """Check everything, write run.json, and list the fold jobs; trains nothing."""
     from fer3d_bench.dataset import H5Dataset
-    from fer3d_bench.train.loop import ABLATIONS, PRESETS, differences, pick_device, with_overrides
+
+    variants = _variants(spec)
+    with H5Dataset(spec.dataset) as data:
+        fingerprint = data.fingerprint
+    items = sp.items_from_h5(spec.dataset)
+    run_dir = Path(spec.out)
+    info = _run_info(spec, variants, fingerprint)
+    manifests = {}
+    for name in spec.protocols:
+        protocol, manifest, path = _checked_manifest(name, spec, items)
+        manifests[name] = (protocol, manifest, path)
+        info["protocols"][name] = _protocol_entry(protocol, manifest, path, spec)
+    info = _merge_run_info(run_dir / "run.json", info)
+    jobs = [
+        job
+        for variant, config in variants.items()
+        for protocol, manifest, path in manifests.values()
+        for job in _fold_jobs(spec, run_dir, variant, config, protocol, manifest, path, info)
+    ]
+    for job in jobs:
+        job.progress = progress
+        _existing_result(job)  # refuses a folder that holds another configuration's result
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(run_dir / "run.json") as tmp:
+        tmp.write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
+    return Plan(run_dir, info, jobs)
+
+
+def _variants(spec: EvalSpec) -> dict:
+    """variant name -> TrainConfig: "full" (the preset with overrides), then each ablation."""
+    from fer3d_bench.train.loop import ABLATIONS, PRESETS, with_overrides
 
     if spec.preset not in PRESETS:
         raise ConfigError(f"preset {spec.preset!r} is not one of {sorted(PRESETS)}")
@@ -129,21 +159,21 @@ def plan(spec: EvalSpec, progress: bool = False) -> Plan:
     if unknown:
         raise ConfigError(f"unknown ablation(s) {unknown}; known: {sorted(ABLATIONS)}")
     base = with_overrides(PRESETS[spec.preset], **spec.overrides)
-    variants = {"full": base}
-    for name in spec.ablations:
-        variants[name] = with_overrides(base, **ABLATIONS[name])
-    with H5Dataset(spec.dataset) as data:
-        fingerprint = data.fingerprint
-    items = sp.items_from_h5(spec.dataset)
-    run_dir = Path(spec.out)
+    return {"full": base} | {a: with_overrides(base, **ABLATIONS[a]) for a in spec.ablations}
+
+
+def _run_info(spec: EvalSpec, variants: dict, fingerprint: str) -> dict:
+    from fer3d_bench.train.loop import PRESETS, differences, pick_device
+
     commit, dirty = git_commit()
-    info = {
+    return {
         "schema": RUN_SCHEMA,
-        "name": run_dir.name,
+        "name": Path(spec.out).name,
         "dataset": {"path": str(spec.dataset), "fingerprint": fingerprint},
         "preset": spec.preset,
         "overrides": dict(sorted(spec.overrides.items())),
-        "reference": {"differs_from_paper": differences(base, PRESETS["paper"])},
+        "backbone_weights": _weights_identity(spec.backbone_weights),
+        "reference": {"differs_from_paper": differences(variants["full"], PRESETS["paper"])},
         "variants": {name: config.as_dict() for name, config in variants.items()},
         "protocols": {},
         "fer3d_bench_version": __version__,
@@ -155,68 +185,67 @@ def plan(spec: EvalSpec, progress: bool = False) -> Plan:
         "environment": environment(),
         "created": now(),
     }
-    manifests = {}
-    for name in spec.protocols:
-        protocol, manifest, path = _checked_manifest(name, spec, items)
-        manifests[name] = (protocol, manifest, path)
-        total_reps = len(manifest.content["repetitions"])
-        total_folds = protocol.folds if protocol.kind == "kfold" else 1
-        info["protocols"][name] = {
-            "version": protocol.version,
-            "kind": protocol.kind,
-            "manifest": str(path),
-            "manifest_sha256": manifest.sha256,
-            "classes": list(protocol.classes),
-            "seed": protocol.seed,
-            "repetitions_total": total_reps,
-            "folds_total": total_folds,
-            "repetitions_run": min(total_reps, spec.repetitions or total_reps),
-            "folds_run": min(total_folds, spec.max_folds or total_folds),
-        }
-    info = _merge_run_info(run_dir / "run.json", info)
+
+
+def _weights_identity(path: Path | None) -> dict | None:
+    """Pretrained weights change every result: their sha256 is part of each job's identity."""
+    if path is None:
+        return None
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return {"file": Path(path).name, "sha256": digest}
+
+
+def _protocol_entry(protocol: sp.Protocol, manifest: sp.Manifest, path: Path, spec) -> dict:
+    total_reps = len(manifest.content["repetitions"])
+    total_folds = protocol.folds if protocol.kind == "kfold" else 1
+    return {
+        "version": protocol.version,
+        "kind": protocol.kind,
+        "manifest": str(path),
+        "manifest_sha256": manifest.sha256,
+        "classes": list(protocol.classes),
+        "seed": protocol.seed,
+        "repetitions_total": total_reps,
+        "folds_total": total_folds,
+        "repetitions_run": min(total_reps, spec.repetitions or total_reps),
+        "folds_run": min(total_folds, spec.max_folds or total_folds),
+    }
+
+
+def _fold_jobs(spec, run_dir, variant, config, protocol, manifest, path, info) -> list[FoldJob]:
+    entry = info["protocols"][protocol.name]
+    config_dict = config.as_dict()
+    prefix = "" if variant == "full" else f"ablation-{variant}/"
     jobs = []
-    for variant, config in variants.items():
-        config_dict = config.as_dict()
-        config_sha = _sha(config_dict)
-        for name, (protocol, manifest, path) in manifests.items():
-            spec_p = info["protocols"][name]
-            n_reps = min(spec_p["repetitions_total"], spec.repetitions or 10**9)
-            n_folds = min(spec_p["folds_total"], spec.max_folds or 10**9)
-            for rep in range(n_reps):
-                for fold in range(n_folds):
-                    prefix = "" if variant == "full" else f"ablation-{variant}/"
-                    identity = {
-                        "variant": variant,
-                        "protocol": name,
-                        "protocol_version": protocol.version,
-                        "manifest_sha256": manifest.sha256,
-                        "repetition": rep,
-                        "fold": fold,
-                        "dataset_fingerprint": fingerprint,
-                        "config": config_dict,
-                        "config_sha256": config_sha,
-                        "seed": config.seed,
-                    }
-                    jobs.append(
-                        FoldJob(
-                            str(run_dir.resolve()),
-                            f"{prefix}{name}/{rep}/{fold}",
-                            str(Path(spec.dataset).resolve()),
-                            str(Path(path).resolve()),
-                            identity,
-                            list(protocol.classes),
-                            spec.device,
-                            str(spec.backbone_weights) if spec.backbone_weights else None,
-                            spec.trust_pickle,
-                            progress,
-                        )
-                    )
-    for job in jobs:
-        _existing_result(job)  # refuses a folder that holds another configuration's result
-    run_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(run_dir / "run.json") as tmp:
-        tmp.write_text(json.dumps(info, indent=1, sort_keys=True) + "\n")
-    return Plan(run_dir, info, jobs)
+    for rep in range(min(entry["repetitions_total"], spec.repetitions or 10**9)):
+        for fold in range(min(entry["folds_total"], spec.max_folds or 10**9)):
+            identity = {
+                "variant": variant,
+                "protocol": protocol.name,
+                "protocol_version": protocol.version,
+                "manifest_sha256": manifest.sha256,
+                "repetition": rep,
+                "fold": fold,
+                "dataset_fingerprint": info["dataset"]["fingerprint"],
+                "config": config_dict,
+                "config_sha256": _sha(config_dict),
+                "seed": config.seed,
+                "backbone_weights": info["backbone_weights"],
+            }
+            jobs.append(
+                FoldJob(
+                    run_dir=str(run_dir.resolve()),
+                    folder=f"{prefix}{protocol.name}/{rep}/{fold}",
+                    dataset=str(Path(spec.dataset).resolve()),
+                    manifest=str(Path(path).resolve()),
+                    identity=identity,
+                    classes=list(protocol.classes),
+                    device=spec.device,
+                    backbone_weights=str(spec.backbone_weights) if spec.backbone_weights else None,
+                    trust_pickle=spec.trust_pickle,
+                )
+            )
+    return jobs
 
 
 def _checked_manifest(name: str, spec: EvalSpec, items: list[sp.Item]):
@@ -257,6 +286,11 @@ def _merge_run_info(path: Path, new: dict) -> dict:
             f"{folder} holds results for another dataset (fingerprint "
             f"{old['dataset']['fingerprint'][:12]}..., this one "
             f"{new['dataset']['fingerprint'][:12]}...); choose another --out"
+        )
+    if old.get("backbone_weights") != new["backbone_weights"]:
+        raise ConfigError(
+            f"{folder} holds results trained from other pretrained weights "
+            f"({old.get('backbone_weights')}); choose another --out"
         )
     for variant, config in new["variants"].items():
         if variant in old["variants"] and old["variants"][variant] != config:

@@ -152,6 +152,11 @@ def test_a_run_folder_of_another_configuration_is_refused_before_training(
     with pytest.raises(ConfigError, match=r"different configuration.*epochs 1 -> 2"):
         ev.plan(_spec(small, out, overrides={"epochs": 2}))
     assert calls == []
+    # so is one trained from other pretrained weights (their sha256 is part of each job)
+    weights = tmp_path / "weights.pt"
+    weights.write_bytes(b"not the weights the folds were trained from")
+    with pytest.raises(ConfigError, match="other pretrained weights"):
+        ev.plan(_spec(small, out, repetitions=1, max_folds=1, backbone_weights=weights))
     # a result file that belongs to another job is refused too
     (out / "run.json").unlink()
     with pytest.raises(ConfigError, match="different job"):
@@ -192,6 +197,7 @@ def test_cli_evaluate_with_ablation_writes_the_report_and_figures(small, tmp_pat
     assert result.exit_code == 0, result.output
     assert "TRUNCATED" in result.output and "2 of 5 folds" in result.output
     assert "87.6" in result.output and "not reproduced" in result.output
+    assert "### Ablations" in result.output and "points" in result.output
     assert (out / "ablation-rgb-only/bu3dfe-full/0/1/result.json").is_file()
     report = json.loads((out / "report.json").read_text())
     assert report["run"]["dataset"]["fingerprint"]
