@@ -502,7 +502,7 @@ def evaluate_cmd(
         f"{out}: {len(planned.jobs)} fold jobs, {len(planned.jobs) - len(pending)} already done"
     )
     if launcher == "local":
-        ev.run_local(pending, workers=jobs, on_result=lambda s: click.echo(_fold_line(s)))
+        ev.run_local(pending, workers=jobs, on_result=lambda s: click.echo(ev.summary_line(s)))
     else:
         options = ev.SlurmOptions(
             slurm_partition, slurm_time, slurm_gpus, slurm_cpus, slurm_mem_gb, slurm_parallel
@@ -517,12 +517,6 @@ def evaluate_cmd(
             )
             return
     _print_report(out)
-
-
-def _fold_line(summary: dict) -> str:
-    if summary["status"] != "ok":
-        return f"{summary['folder']}: FAILED ({summary['reason']})"
-    return f"{summary['folder']}: accuracy {summary['accuracy']:.3f}"
 
 
 def _print_report(run_dir: Path) -> None:

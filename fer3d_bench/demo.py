@@ -14,7 +14,7 @@ from pathlib import Path
 
 from fer3d_bench import splits as sp
 from fer3d_bench.dataset.build import BuildOptions, build_dataset
-from fer3d_bench.evaluate import EvalSpec, plan, run_local
+from fer3d_bench.evaluate import EvalSpec, plan, run_local, summary_line
 from fer3d_bench.report import ReportPaths, format_tables, write_report
 from fer3d_bench.sample import SampleConfig, make_sample
 
@@ -88,15 +88,8 @@ def run_demo(
         )
         jobs = plan(spec, progress=progress).jobs
         echo(f"      {name}: {len(jobs)} fold jobs")
-        run_local(jobs, progress=progress, on_result=lambda s: echo(_fold_line(s)))
+        run_local(jobs, progress=progress, on_result=lambda s: echo(f"      {summary_line(s)}"))
     echo(f"[5/5] report -> {run_dir / 'report.md'}")
     paths = write_report(run_dir)
     tables = format_tables(json.loads(paths.json.read_text()))
     return paths, tables
-
-
-def _fold_line(summary: dict) -> str:
-    if summary["status"] != "ok":
-        return f"      {summary['folder']}: FAILED ({summary['reason']})"
-    done = "already done" if summary["skipped"] else "trained"
-    return f"      {summary['folder']}: accuracy {summary['accuracy']:.3f} ({done})"

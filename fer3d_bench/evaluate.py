@@ -432,6 +432,14 @@ def run_fold(job: FoldJob) -> dict:
     return _summary(job, result, skipped=False)
 
 
+def summary_line(summary: dict) -> str:
+    """One line per finished fold job, for the terminal."""
+    if summary["status"] != "ok":
+        return f"{summary['folder']}: FAILED ({summary['reason']})"
+    done = "already done" if summary["skipped"] else "trained"
+    return f"{summary['folder']}: accuracy {summary['accuracy']:.3f} ({done})"
+
+
 def _summary(job: FoldJob, result: dict, skipped: bool) -> dict:
     metrics = result.get("metrics") or {}
     return {

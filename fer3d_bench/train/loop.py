@@ -126,8 +126,7 @@ def config_keys() -> list[str]:
 
 def differences(config: TrainConfig, reference: TrainConfig) -> dict[str, list]:
     """key -> [value here, value in reference] for every field that differs."""
-    flat = {k: v for k, v in _flatten(config.as_dict()).items()}
-    ref = _flatten(reference.as_dict())
+    flat, ref = _flatten(config.as_dict()), _flatten(reference.as_dict())
     return {k: [flat[k], ref[k]] for k in sorted(flat) if flat[k] != ref[k]}
 
 
