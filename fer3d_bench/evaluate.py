@@ -310,7 +310,7 @@ def _merge_run_info(path: Path, new: dict) -> dict:
         if before:
             for key in ("repetitions_run", "folds_run"):
                 spec[key] = max(spec[key], before[key])
-    merged = dict(old)
+    merged = {**new, **old}  # what was recorded first stays; keys new in this version join
     merged["variants"] = {**old["variants"], **new["variants"]}
     merged["protocols"] = {**old["protocols"], **new["protocols"]}
     if (new["git_commit"], new["fer3d_bench_version"]) != (
@@ -325,10 +325,14 @@ def _merge_run_info(path: Path, new: dict) -> dict:
     return merged
 
 
+_ABSENT = "(absent)"
+
+
 def _changed(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """'key old -> new' for every (nested) key whose value differs or exists on one side only."""
     keys = []
     for key in sorted(set(old) | set(new)):
-        a, b = old.get(key), new.get(key)
+        a, b = old.get(key, _ABSENT), new.get(key, _ABSENT)
         if isinstance(a, dict) and isinstance(b, dict):
             keys += _changed(a, b, f"{prefix}{key}.")
         elif a != b:

@@ -261,3 +261,16 @@ def test_local_process_pool_runs_jobs_in_spawned_workers(small, tmp_path):
     for job in plan.jobs:  # written by the worker, for exactly this job
         result = json.loads(job.result_path.read_text())
         assert result["job"] == job.identity and result["predictions"]
+
+
+def test_a_run_json_from_an_earlier_version_gains_new_keys_on_resume(small, tmp_path):
+    out = tmp_path / "run"
+    ev.run_local(ev.plan(_spec(small, out, repetitions=1, max_folds=1)).jobs, progress=False)
+    info = json.loads((out / "run.json").read_text())
+    created = info["created"]
+    del info["backbone_weights"]  # written before that key existed
+    (out / "run.json").write_text(json.dumps(info))
+    again = ev.plan(_spec(small, out, repetitions=1, max_folds=1))
+    assert again.pending() == []  # the finished fold is still recognised as this job's
+    info = json.loads((out / "run.json").read_text())
+    assert info["backbone_weights"] is None and info["created"] == created
