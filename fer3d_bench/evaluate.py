@@ -431,6 +431,7 @@ def run_fold(job: FoldJob) -> dict:
         "fer3d_bench_version": __version__,
         "git_commit": git_commit()[0],
     }
+    folder.mkdir(parents=True, exist_ok=True)  # an empty fold never reached the trainer
     with atomic_path(job.result_path) as tmp:
         tmp.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
     return _summary(job, result, skipped=False)

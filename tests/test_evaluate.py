@@ -274,3 +274,37 @@ def test_a_run_json_from_an_earlier_version_gains_new_keys_on_resume(small, tmp_
     assert again.pending() == []  # the finished fold is still recognised as this job's
     info = json.loads((out / "run.json").read_text())
     assert info["backbone_weights"] is None and info["created"] == created
+
+
+def test_cross_dataset_and_holdout_protocols_have_one_split(tiny_merged, tmp_path):
+    base, _, _ = tiny_merged
+    items = sp.items_from_h5(base / "merged.h5")
+    for name in ("cross-dataset", "merged"):
+        sp.write_manifest(sp.make_manifest(sp.load_protocol(name), items, "t"), tmp_path / "m")
+    spec = ev.EvalSpec(
+        dataset=base / "merged.h5",
+        protocols=("cross-dataset", "merged"),
+        out=tmp_path / "run",
+        manifests=tmp_path / "m",
+        preset="tiny",
+        overrides=dict(FAST),
+        device="cpu",
+    )
+    plan = ev.plan(spec)
+    assert [j.folder for j in plan.jobs] == ["cross-dataset/0/0", "merged/0/0"]
+    cross, merged = ev.run_local(plan.jobs, progress=False)
+    assert cross["status"] == "ok"
+    predicted = json.loads(plan.jobs[0].result_path.read_text())["predictions"]
+    assert {s.split(":")[0] for s in predicted} == {"cald3r", "mend3s"}  # tested on these only
+    # one subject per dataset: the 80/20 hold-out has no test subject, and says so
+    assert merged["status"] == "failed" and "no test samples" in merged["reason"]
+    report = json.loads(ev_report(tmp_path / "run").read_text())
+    groups = {g["protocol"]: g for g in report["groups"]}
+    assert groups["cross-dataset"]["aggregate"]["accuracy"]["std_across_repetitions"] is None
+    assert "1 fold failed" in groups["merged"]["title"]
+
+
+def ev_report(run_dir):
+    from fer3d_bench.report import write_report
+
+    return write_report(run_dir).json
