@@ -36,10 +36,6 @@ class ManifestMismatch(Fer3dError):
     """The dataset does not hold exactly what a protocol's manifest names."""
 
 
-class _EmptyFold(Exception):
-    pass
-
-
 @dataclass
 class EvalSpec:
     """What one `fer3d-bench evaluate` call asks for."""
@@ -384,31 +380,30 @@ def run_fold(job: FoldJob) -> dict:
     started, clock = now(), time.perf_counter()
     status, reason, predictions, history = "ok", None, {}, []
     empty = [name for name, idx in (("training", train_idx), ("test", test_idx)) if not len(idx)]
-    try:
-        if empty:  # too few subjects for this many folds: nothing to train or test on
-            raise _EmptyFold(f"the fold has no {' and no '.join(empty)} samples")
-        outcome = train(
-            Path(job.dataset),
-            train_idx,
-            test_idx,
-            folder,
-            config_from_dict(identity["config"]),
-            device=job.device,
-            backbone_weights=Path(job.backbone_weights) if job.backbone_weights else None,
-            trust_pickle=job.trust_pickle,
-            progress=job.progress,
-            classes=job.classes,
-        )
-        history = outcome.history
-        predictions = {
-            sid: {"true": truth[sid], "pred": names[k]}
-            for sid, k in sorted(outcome.predictions.items())
-        }
-    except FloatingPointError as exc:  # diverged: this fold fails, the others go on
-        status, reason = "failed", f"training diverged: {exc}"
-        history = _read_history(folder / "metrics.jsonl")
-    except _EmptyFold as exc:
-        status, reason = "failed", str(exc)
+    if empty:  # too few subjects for this many folds: nothing to train or test on
+        status, reason = "failed", f"the fold has no {' and no '.join(empty)} samples"
+    else:
+        try:
+            outcome = train(
+                Path(job.dataset),
+                train_idx,
+                test_idx,
+                folder,
+                config_from_dict(identity["config"]),
+                device=job.device,
+                backbone_weights=Path(job.backbone_weights) if job.backbone_weights else None,
+                trust_pickle=job.trust_pickle,
+                progress=job.progress,
+                classes=job.classes,
+            )
+            history = outcome.history
+            predictions = {
+                sid: {"true": truth[sid], "pred": names[k]}
+                for sid, k in sorted(outcome.predictions.items())
+            }
+        except FloatingPointError as exc:  # diverged: this fold fails, the others go on
+            status, reason = "failed", f"training diverged: {exc}"
+            history = _read_history(folder / "metrics.jsonl")
     metrics = None
     if status == "ok":
         ids = sorted(predictions)
