@@ -211,14 +211,20 @@ def test_cli_evaluate_with_ablation_writes_the_report_and_figures(small, tmp_pat
 
 def test_submitit_path_with_its_local_executor(small, tmp_path):
     out = tmp_path / "run"
-    plan = ev.plan(_spec(small, out, repetitions=1, max_folds=2))
-    summaries = ev.submit(plan.pending(), out, cluster="local", wait=True, progress=False)
-    assert sorted(s["status"] for s in summaries) == ["ok", "ok"]
-    assert all(not s["skipped"] for s in summaries)
+    args = ["evaluate", "--dataset", str(small / "merged.h5"), "--protocol", "bu3dfe-legacy"]
+    args += ["--out", str(out), "--manifests", str(small / "m"), "--preset", "tiny"]
+    args += ["--epochs", "1", "--repetitions", "1", "--max-folds", "2", "--device", "cpu"]
+    result = CliRunner().invoke(main, [*args, "--launcher", "submitit-local"])
+    assert result.exit_code == 0, result.output
+    assert "2 fold jobs, 0 already done" in result.output
+    assert "bu3dfe-legacy 1.0.0 — TRUNCATED: 1 of 100 repetitions, 2 of 10 folds" in result.output
     ids = json.loads((out / "submitit" / "jobs.json").read_text())
     assert [r["folder"] for r in ids] == ["bu3dfe-legacy/0/0", "bu3dfe-legacy/0/1"]
-    for job in plan.jobs:  # each job ran in its own process and wrote its result there
-        assert json.loads(job.result_path.read_text())["status"] == "ok"
+    for record in ids:  # each job ran in a process of its own, which logged and wrote its result
+        assert list((out / "submitit").rglob(f"{record['job_id']}*_log.out"))
+        result_path = out / record["folder"] / "result.json"
+        assert json.loads(result_path.read_text())["status"] == "ok"
+    assert json.loads((out / "run.json").read_text())["launcher"] == "submitit-local"
     assert ev.plan(_spec(small, out, repetitions=1, max_folds=2)).pending() == []
 
 
