@@ -520,13 +520,11 @@ def evaluate_cmd(
 
 
 def _print_report(run_dir: Path) -> None:
-    import json
-
     from fer3d_bench.report import format_tables, write_report
 
     paths = write_report(run_dir)
     click.echo("")
-    click.echo(format_tables(json.loads(paths.json.read_text())))
+    click.echo(format_tables(paths.report))
     click.echo(f"report: {paths.markdown} and {paths.json}; figures in {paths.markdown.parent}")
 
 

@@ -8,7 +8,6 @@ test EfficientNet, 14 epochs), all 5 folds of `bu3dfe-full` and 2 repetitions x 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -91,5 +90,4 @@ def run_demo(
         run_local(jobs, progress=progress, on_result=lambda s: echo(f"      {summary_line(s)}"))
     echo(f"[5/5] report -> {run_dir / 'report.md'}")
     paths = write_report(run_dir)
-    tables = format_tables(json.loads(paths.json.read_text()))
-    return paths, tables
+    return paths, format_tables(paths.report)

@@ -159,7 +159,7 @@ def _variants(spec: EvalSpec) -> dict:
 
 
 def _run_info(spec: EvalSpec, variants: dict, fingerprint: str) -> dict:
-    from fer3d_bench.train.loop import PRESETS, differences, pick_device
+    from fer3d_bench.train.loop import PRESETS, pick_device
 
     commit, dirty = git_commit()
     return {
@@ -169,7 +169,11 @@ def _run_info(spec: EvalSpec, variants: dict, fingerprint: str) -> dict:
         "preset": spec.preset,
         "overrides": dict(sorted(spec.overrides.items())),
         "backbone_weights": _weights_identity(spec.backbone_weights),
-        "reference": {"differs_from_paper": differences(variants["full"], PRESETS["paper"])},
+        "reference": {
+            "differs_from_paper": _differences(
+                variants["full"].as_dict(), PRESETS["paper"].as_dict()
+            )
+        },
         "variants": {name: config.as_dict() for name, config in variants.items()},
         "protocols": {},
         "fer3d_bench_version": __version__,
@@ -324,16 +328,25 @@ def _merge_run_info(path: Path, new: dict) -> dict:
 _ABSENT = "(absent)"
 
 
-def _changed(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """'key old -> new' for every (nested) key whose value differs or exists on one side only."""
-    keys = []
-    for key in sorted(set(old) | set(new)):
-        a, b = old.get(key, _ABSENT), new.get(key, _ABSENT)
-        if isinstance(a, dict) and isinstance(b, dict):
-            keys += _changed(a, b, f"{prefix}{key}.")
-        elif a != b:
-            keys.append(f"{prefix}{key} {a!r} -> {b!r}")
-    return keys
+def _differences(old: dict, new: dict) -> dict[str, list]:
+    """Dotted key -> [old, new] for every nested value that differs or exists on one side only."""
+    a, b = _flatten(old), _flatten(new)
+    pairs = {k: [a.get(k, _ABSENT), b.get(k, _ABSENT)] for k in sorted(a.keys() | b.keys())}
+    return {k: pair for k, pair in pairs.items() if pair[0] != pair[1]}
+
+
+def _flatten(values: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def _changed(old: dict, new: dict) -> list[str]:
+    return [f"{key} {a!r} -> {b!r}" for key, (a, b) in _differences(old, new).items()]
 
 
 def _existing_result(job: FoldJob) -> dict | None:

@@ -75,6 +75,7 @@ class ReportPaths:
     markdown: Path
     json: Path
     figures: list[Path]
+    report: dict = field(default_factory=dict)  # what report.json holds
 
 
 # ---------------------------------------------------------------------------- metrics
@@ -768,7 +769,7 @@ def write_report(run_dir: Path) -> ReportPaths:
     text = json.dumps(report, sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False)
     _write_text(json_path, text + "\n")
     _write_text(md_path, format_markdown(report))
-    return ReportPaths(markdown=md_path, json=json_path, figures=figures)
+    return ReportPaths(markdown=md_path, json=json_path, figures=figures, report=report)
 
 
 def _write_text(target: Path, text: str) -> None:

@@ -124,22 +124,6 @@ def config_keys() -> list[str]:
     return sorted(keys)
 
 
-def differences(config: TrainConfig, reference: TrainConfig) -> dict[str, list]:
-    """key -> [value here, value in reference] for every field that differs."""
-    flat, ref = _flatten(config.as_dict()), _flatten(reference.as_dict())
-    return {k: [flat[k], ref[k]] for k in sorted(flat) if flat[k] != ref[k]}
-
-
-def _flatten(values: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
-    return out
-
-
 def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
