@@ -1,7 +1,9 @@
 """The sample generator's own promises, checked without the project's readers.
 
 Every parser here is written from FORMATS.md independently of `fer3d_bench.formats`, so the
-generator is never checked against code it shares with the readers.
+generator is never checked against code it shares with the readers. Two tiny samples: the
+default, irregular one (image sizes, clicked landmarks, strays, planted misalignments), and an
+exact one for the properties only exact mode promises.
 """
 
 from __future__ import annotations
@@ -66,8 +68,14 @@ BOSPHORUS_LABELS = [
 ]
 
 
+LATTICE = 6  # Bosphorus grid pitch in image pixels
+SNAP_BOUND = 3 * np.sqrt(2)  # half the lattice diagonal: the farthest a click is from a vertex
+CLICK_SIGMA = 0.5  # the generator's stated annotation noise (px per axis)
+
+
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory) -> tuple[Path, dict[str, int]]:
+    """The default, irregular sample."""
     out = tmp_path_factory.mktemp("gen") / "sample"
     return out, make_sample(out, TINY, workers=2, progress=False)
 
@@ -80,6 +88,20 @@ def root(sample) -> Path:
 @pytest.fixture(scope="module")
 def truth(root) -> dict:
     return json.loads((root / "ground_truth.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def exact_root(tmp_path_factory) -> Path:
+    """The exact sample: every file exactly on its own grid, nothing planted."""
+    out = tmp_path_factory.mktemp("gen-exact") / "sample"
+    config = replace(TINY, exact=True, bu3dfe_subjects=1, cald3r_subjects=0, mend3s_subjects=0)
+    make_sample(out, config, workers=2, progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def exact_truth(exact_root) -> dict:
+    return json.loads((exact_root / "ground_truth.json").read_text())
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -228,6 +250,48 @@ def test_ground_truth_keys_match_files(root, truth):
     entry = truth["bu3dfe"][next(k for k in truth["bu3dfe"] if "_SU03" in k)]
     assert entry["class"] == "surprise" and entry["intensity"] == 3
     assert 2.3 <= entry["f2d_scale"] <= 2.9
+    config = truth["generator"]["config"]
+    assert config["exact"] is False and config["misaligned"] == TINY.misaligned == 2
+    stated = truth["irregularities"]
+    assert stated["planted_per_dataset"] == TINY.misaligned
+    assert stated["bosphorus"]["lm2_click_noise_sigma_px"] == CLICK_SIGMA
+    assert stated["bosphorus"]["image_size"]["real_size_wh"] == [1116, 1398]
+    assert stated["bu3dfe"]["planted_kinds_in_turn"] == ["photo-rotated", "photo-swapped"]
+    for entry in truth["bosphorus"].values():
+        assert isinstance(entry["width"], int) and isinstance(entry["height"], int)
+        assert isinstance(entry["lm2_gap_px_median"], float)
+        assert isinstance(entry["lm2_gap_px_max"], float)
+        assert isinstance(entry["missing_landmarks"], list)
+        assert entry["planted"] is None or entry["planted"]["kind"] in (
+            "lm2-shifted",
+            "lm2-swapped",
+        )
+    for entry in truth["bu3dfe"].values():
+        assert isinstance(entry["stray_pixels"], int) and len(entry["centre_offset_px"]) == 2
+        assert entry["planted"] is None or entry["planted"]["kind"] in (
+            "photo-rotated",
+            "photo-swapped",
+        )
+
+
+def test_exact_truth_states_nothing_irregular(exact_truth):
+    assert exact_truth["generator"]["config"]["exact"] is True
+    assert exact_truth["irregularities"] is None
+    for entry in exact_truth["bosphorus"].values():
+        assert (entry["width"], entry["height"]) == (360, 480) and entry["planted"] is None
+        assert entry["lm2_gap_px_median"] == entry["lm2_gap_px_max"] == 0.0
+        assert len(entry["missing_landmarks"]) == 22 - entry["n_landmarks"]
+    for entry in exact_truth["bu3dfe"].values():
+        assert entry["planted"] is None and 3 <= entry["stray_pixels"] <= 10
+        assert max(abs(d) for d in entry["centre_offset_px"]) <= 20 + 1e-9
+
+
+@pytest.mark.parametrize(
+    "bad", [{"misaligned": -1}, {"misaligned": 1.5}, {"misaligned": True}, {"exact": "yes"}]
+)
+def test_config_refuses_bad_irregularity_settings(bad):
+    with pytest.raises(ValueError, match="SampleConfig"):
+        SampleConfig(**bad)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -326,10 +390,34 @@ def test_bnd_points_are_mesh_vertices(root, truth):
         assert xyz == written[int(index)]
 
 
-def _rasterise(v: np.ndarray, polys: list[list[int]], s: float, tx: float, ty: float, size: int):
-    """Pixel centres covered by the fan-triangulated polygons (an independent rasteriser)."""
+def _project(v: np.ndarray, entry: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Photo column and row of each vertex under the scan's own (unrotated) F2D camera."""
+    s, tx, ty = entry["f2d_scale"], entry["f2d_tx"], entry["f2d_ty"]
+    return s * v[:, 0] + tx, -s * v[:, 1] + ty
+
+
+def _turn(col, row, centre, degrees: float) -> tuple[np.ndarray, np.ndarray]:
+    """Positions turned `degrees` about `centre`, clockwise on screen (rows point down)."""
+    (cc, rc), t = centre, np.radians(degrees)
+    dc, dr = col - cc, row - rc
+    return cc + np.cos(t) * dc - np.sin(t) * dr, rc + np.sin(t) * dc + np.cos(t) * dr
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / (a | b).sum())
+
+
+def _ring(size: int) -> np.ndarray:
+    """The photo's outermost rows and columns, where stray pixels go."""
+    ring = np.zeros((size, size), bool)
+    ring[[0, -1], :] = ring[:, [0, -1]] = True
+    return ring
+
+
+def _rasterise(col: np.ndarray, row: np.ndarray, polys: list[list[int]], size: int):
+    """Pixel centres covered by the fan-triangulated polygons, given each vertex's photo column
+    and row (an independent rasteriser)."""
     tris = np.array([(p[0], p[k], p[k + 1]) for p in polys for k in range(1, len(p) - 1)])
-    col, row = s * v[:, 0] + tx, -s * v[:, 1] + ty
     c, r = col[tris], row[tris]  # (n, 3)
     c0, r0 = np.floor(c.min(1)).astype(int), np.floor(r.min(1)).astype(int)
     span = int(max(np.ceil(c.max(1) - c0).max(), np.ceil(r.max(1) - r0).max())) + 1
@@ -347,7 +435,8 @@ def _rasterise(v: np.ndarray, polys: list[list[int]], s: float, tx: float, ty: f
     return covered
 
 
-def test_f2d_photo_silhouette_is_the_projected_mesh(root, truth):
+def test_f2d_photo_silhouette_is_the_projected_mesh(exact_root, exact_truth):
+    root, truth = exact_root, exact_truth
     for key in [k for k in truth["bu3dfe"] if "_NE00" in k or "_SU04" in k]:
         entry = truth["bu3dfe"][key]
         path = root / "bu3dfe" / key.replace("_F3D.wrl", "_F2D.bmp")
@@ -361,8 +450,11 @@ def test_f2d_photo_silhouette_is_the_projected_mesh(root, truth):
         strays = np.zeros_like(face)
         strays[:, 0] = strays[-1, :] = True
         assert (img[strays & face] == YELLOW).all() and (strays & face).sum() >= 3
+        assert (strays & face).sum() == entry["stray_pixels"] and not (
+            face & _ring(512) & ~strays
+        ).any()
         face &= ~strays
-        mesh = _rasterise(v, polys, s, tx, ty, 512)
+        mesh = _rasterise(*_project(v, entry), polys, 512)
         iou = (face & mesh).sum() / (face | mesh).sum()
         assert iou > 0.999, f"{key}: silhouette IoU {iou:.5f}"
         col, row = np.round(s * v[:, 0] + tx).astype(int), np.round(-s * v[:, 1] + ty).astype(int)
@@ -370,6 +462,31 @@ def test_f2d_photo_silhouette_is_the_projected_mesh(root, truth):
         rows, cols = np.nonzero(face)
         centre = (rows.mean() - 255.5, cols.mean() - 255.5)
         assert max(abs(centre[0]), abs(centre[1])) < 40
+
+
+def test_f2d_strays_on_every_border_never_on_the_face(root, truth):
+    ring, offsets = _ring(512), []
+    for key, entry in truth["bu3dfe"].items():
+        img = np.array(Image.open(root / "bu3dfe" / key.replace("_F3D.wrl", "_F2D.bmp")))
+        lit = img.any(axis=2)
+        strays = lit & ring
+        assert strays.sum() == entry["stray_pixels"]
+        assert (img[strays].max(axis=1) > 40).all()
+        for edge in (img[0], img[-1], img[:, 0], img[:, -1]):  # bright ones, not only yellow
+            assert (
+                edge.any(axis=1).sum() >= 2
+                and (edge.any(axis=1) & (edge != YELLOW).any(axis=1)).any()
+            )
+        offsets.append(entry["centre_offset_px"])
+        if entry["planted"] is None and ("_NE00" in key or "_HA04" in key):
+            _, v, _, polys, _ = _read_vrml(root / "bu3dfe" / key)
+            col, row = _project(v, entry)
+            mesh = _rasterise(col, row, polys, 512)
+            assert not (mesh & ring).any()  # the face keeps a margin: strays never touch it
+            assert _iou(lit & ~ring, mesh) > 0.999, key
+            centre = np.array([col.min() + col.max(), row.min() + row.max()]) / 2 - 255.5
+            assert centre == pytest.approx(entry["centre_offset_px"], abs=1e-6)
+    assert np.abs(offsets).max() > 20  # off centre by more than the exact sample's 20 px
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,24 +502,36 @@ def _read_bnt(path: Path):
     return nrows, ncols, zmin, name, n, len(raw) - 18 - n_name, data
 
 
+def _read_lm3(path: Path) -> tuple[list[str], np.ndarray]:
+    lines = path.read_text().splitlines()
+    assert lines[:2] == ["# 3D Landmark File", ""]
+    count = int(re.fullmatch(r"(\d+) landmarks:", lines[2])[1])
+    labels = lines[3::2][:count]
+    xyz = np.array([[float(t) for t in ln.split()] for ln in lines[4::2][:count]])
+    assert len(labels) == len(xyz) == count
+    return labels, xyz
+
+
+def _read_lm2(path: Path) -> tuple[list[str], np.ndarray]:
+    lines = path.read_text().splitlines()
+    assert lines[0] == "# 2D Landmark File"
+    count = int(re.fullmatch(r"(\d+) landmarks", lines[2])[1])
+    start = lines.index("Labels:") + 1
+    labels = lines[start : start + count]
+    coords = lines.index("2D Image coordinates:") + 1
+    uv = np.array([[float(t) for t in ln.split()] for ln in lines[coords : coords + count]])
+    assert len(labels) == len(uv) == count
+    return labels, uv
+
+
 def _read_landmarks(lm3: Path, lm2: Path):
-    lines3 = lm3.read_text().splitlines()
-    assert lines3[:2] == ["# 3D Landmark File", ""]
-    count = int(re.fullmatch(r"(\d+) landmarks:", lines3[2])[1])
-    labels3 = lines3[3::2][:count]
-    xyz = np.array([[float(t) for t in ln.split()] for ln in lines3[4::2][:count]])
-    lines2 = lm2.read_text().splitlines()
-    assert lines2[0] == "# 2D Landmark File" and lines2[2] == f"{count} landmarks"
-    start = lines2.index("Labels:") + 1
-    labels2 = lines2[start : start + count]
-    coords = lines2.index("2D Image coordinates:") + 1
-    uv = np.array([[float(t) for t in ln.split()] for ln in lines2[coords : coords + count]])
-    assert labels2 == labels3 and len(xyz) == len(uv) == count
+    (labels3, xyz), (labels2, uv) = _read_lm3(lm3), _read_lm2(lm2)
+    assert labels2 == labels3
     return labels3, xyz, uv
 
 
-def test_bnt_header_grid_and_landmarks(root, truth):
-    counts = []
+def test_bnt_header_grid_and_landmarks(exact_root, exact_truth):
+    root, truth, counts = exact_root, exact_truth, []
     for key in truth["bosphorus"]:
         path = root / "bosphorus" / key
         nrows, ncols, zmin, name, n, n_bytes, data = _read_bnt(path)
@@ -433,6 +562,137 @@ def test_bnt_header_grid_and_landmarks(root, truth):
             assert (col, row) == pytest.approx((u[rr, cc] * 360, v[rr, cc] * 480), abs=1e-6)
         counts.append(len(labels))
     assert sorted(counts)[0] == 21 and counts.count(21) == 1 and set(counts) == {21, 22}
+
+
+def _bosphorus(root: Path, key: str):
+    """One scan as the files hold it: image size, grid, landmarks, and each .lm3 point's
+    vertex image position (u*W, v*H); asserts that every .lm3 point is exactly a valid vertex."""
+    path = root / "bosphorus" / key
+    nrows, ncols, zmin, _, n, n_bytes, data = _read_bnt(path)
+    width, height = Image.open(path.with_suffix(".png")).size
+    assert n == nrows * ncols * 5 and n_bytes == 8 * n
+    x, y, z, u, v = data.reshape(5, nrows, ncols)
+    valid = z != zmin
+    flat = np.column_stack([x[valid], y[valid], z[valid]])
+    labels3, xyz = _read_lm3(path.with_suffix(".lm3"))
+    labels2, uv = _read_lm2(path.with_suffix(".lm2"))
+    vertex_px = []
+    for point in xyz:
+        hit = np.flatnonzero((flat == point).all(axis=1))
+        assert hit.size == 1, f"{key}: an .lm3 point is not exactly a valid .bnt vertex"
+        vertex_px.append((u[valid][hit[0]] * width, v[valid][hit[0]] * height))
+    vertices = np.column_stack([u[valid] * width, v[valid] * height])
+    return {
+        "size": (width, height),
+        "grid": (nrows, ncols),
+        "xyzuv": (x, y, z, u, v),
+        "valid": valid,
+        "vertices": vertices,
+        "lm3": dict(zip(labels3, np.array(vertex_px), strict=True)),
+        "labels3": labels3,
+        "labels2": labels2,
+        "uv": uv,
+    }
+
+
+def _gaps(scan: dict, uv: np.ndarray | None = None) -> np.ndarray:
+    """Distance of each .lm2 point from its label's .lm3 vertex image position, over the labels
+    both files hold."""
+    uv = scan["uv"] if uv is None else uv
+    pairs = [(p, scan["lm3"].get(lab)) for lab, p in zip(scan["labels2"], uv, strict=True)]
+    return np.array([np.hypot(*(p - q)) for p, q in pairs if q is not None])
+
+
+def test_bosphorus_grid_follows_each_image_size(root, truth):
+    sizes: dict[tuple[int, int], int] = {}
+    for key, entry in truth["bosphorus"].items():
+        scan = _bosphorus(root, key)
+        (width, height), (nrows, ncols) = scan["size"], scan["grid"]
+        assert (width, height) == (entry["width"], entry["height"])
+        assert width % LATTICE == height % LATTICE == 0
+        assert (ncols, nrows) == (width // LATTICE, height // LATTICE)
+        x, y, _, u, v = scan["xyzuv"]
+        r, c = np.mgrid[0:nrows, 0:ncols]
+        assert np.array_equal(u, (6 * c + 1) / width)
+        assert np.array_equal(v, (height - 1 - 6 * r) / height)
+        valid, s, tx, ty = scan["valid"], entry["scale"], entry["tx"], entry["ty"]
+        assert np.allclose(s * x[valid] + tx, (u * width)[valid])
+        assert np.allclose(-s * y[valid] + ty, (v * height)[valid])
+        rows, cols = np.flatnonzero(valid.any(axis=1)), np.flatnonzero(valid.any(axis=0))
+        fill = max((cols[-1] - cols[0]) / ncols, (rows[-1] - rows[0]) / nrows)
+        assert 0.6 < fill < 0.95, f"{key}: the face should fill every image size alike"
+        sizes[width, height] = sizes.get((width, height), 0) + 1
+    assert len(sizes) >= 3 and sizes.get((1116, 1398)) == 1  # one real-size scan per subject
+    assert any(w > h for w, h in sizes) and any(w < h for w, h in sizes)
+
+
+def test_bosphorus_lm2_is_clicked_and_lm3_snapped_to_the_nearest_vertex(root, truth):
+    gaps_all, short = [], 0
+    for key, entry in truth["bosphorus"].items():
+        scan = _bosphorus(root, key)
+        labels3 = scan["labels3"]
+        assert labels3 == [lab for lab in BOSPHORUS_LABELS if lab not in entry["missing_landmarks"]]
+        assert len(labels3) == entry["n_landmarks"]
+        short += len(labels3) < 22
+        gaps = _gaps(scan)
+        assert np.median(gaps) == pytest.approx(entry["lm2_gap_px_median"], abs=1e-9)
+        assert gaps.max() == pytest.approx(entry["lm2_gap_px_max"], abs=1e-9)
+        if entry["planted"] is not None:
+            continue
+        assert scan["labels2"] == labels3
+        assert gaps.max() <= SNAP_BOUND + 4 * CLICK_SIGMA
+        # the .lm3 vertex is the valid vertex nearest the click (the click is written to six
+        # significant digits, so a near tie may go either way by a few thousandths of a pixel)
+        d = np.hypot(*(scan["vertices"][None, :, :] - scan["uv"][:, None, :]).transpose(2, 0, 1))
+        assert np.all(gaps <= d.min(axis=1) + 0.01)
+        gaps_all += gaps.tolist()
+    assert short >= 1
+    assert 1.5 < np.median(gaps_all) < 3.5 and max(gaps_all) > 3.0
+    assert 0.05 < np.mean(np.array(gaps_all) > 3.0) < 0.5
+
+
+def test_planted_scans_are_really_misaligned(root, truth):
+    bos = {k: e["planted"] for k, e in truth["bosphorus"].items() if e["planted"]}
+    bu = {k: e["planted"] for k, e in truth["bu3dfe"].items() if e["planted"]}
+    assert len(bos) == len(bu) == TINY.misaligned
+    assert sorted(p["kind"] for p in bos.values()) == ["lm2-shifted", "lm2-swapped"]
+    assert sorted(p["kind"] for p in bu.values()) == ["photo-rotated", "photo-swapped"]
+    for key, plant in bos.items():
+        assert truth["bosphorus"][key]["class"] is not None
+        scan = _bosphorus(root, key)
+        gaps = _gaps(scan)
+        if plant["kind"] == "lm2-shifted":
+            shift = np.array(plant["shift_px"])
+            assert 15 <= np.hypot(*shift) <= 30
+            assert gaps.min() >= np.hypot(*shift) - SNAP_BOUND
+            assert _gaps(scan, scan["uv"] - shift).max() <= SNAP_BOUND + 1e-3  # off by its shift
+        else:
+            donor = root / "bosphorus" / f"{plant['donor']}.lm2"
+            assert donor.read_bytes() == (root / "bosphorus" / key).with_suffix(".lm2").read_bytes()
+            assert plant["donor"] != key.removesuffix(".bnt")
+            assert truth["bosphorus"][f"{plant['donor']}.bnt"]["planted"] is None
+            assert plant["median_displacement_px"] >= 2 * LATTICE
+            # each click lies within the snap bound of its vertex, so the medians differ by less
+            assert abs(np.median(gaps) - plant["median_displacement_px"]) <= SNAP_BOUND
+    ring = _ring(512)
+    for key, plant in bu.items():
+        entry = truth["bu3dfe"][key]
+        photo_path = root / "bu3dfe" / key.replace("_F3D.wrl", "_F2D.bmp")
+        if plant["kind"] == "photo-swapped":
+            donor = plant["donor"]
+            assert donor.split("/")[0] != entry["subject"]
+            assert donor.split("_")[1][:4] == key.split("_")[1][:4]  # the same expression code
+            assert photo_path.read_bytes() == (root / "bu3dfe" / f"{donor}_F2D.bmp").read_bytes()
+            continue
+        assert 10 <= abs(plant["degrees"]) <= 15
+        face = np.array(Image.open(photo_path)).any(axis=2) & ~ring
+        _, v, _, polys, _ = _read_vrml(root / "bu3dfe" / key)
+        col, row = _project(v, entry)
+        centre = ((col.min() + col.max()) / 2, (row.min() + row.max()) / 2)
+        assert plant["centre_px"] == pytest.approx(centre, abs=1e-6)
+        unrotated = _iou(face, _rasterise(col, row, polys, 512))
+        rotated = _iou(face, _rasterise(*_turn(col, row, centre, plant["degrees"]), polys, 512))
+        assert unrotated < 0.95 and rotated > 0.995, (unrotated, rotated)
 
 
 # ---------------------------------------------------------------------------------------------

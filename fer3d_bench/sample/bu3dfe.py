@@ -7,6 +7,11 @@ chosen so a fan from the first vertex gives back exactly the triangles they repl
 the mesh is a height field, the F2D photo's silhouette is computed exactly per pixel from the
 same cells: a pixel is face if its centre lies in a written polygon. Its colour is the F3D.bmp
 texture seen there, as a renderer of the textured mesh would show it.
+
+By default the photo is as irregular as the real ones: stray bright pixels on all four borders
+(besides the yellow ones of the real photo inspected) and a face further off the photo centre;
+a few scans get a planted misalignment (a photo turned in its plane, or another subject's
+photo). Exact mode keeps the yellow strays only and the face within 20 px of the centre.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fer3d_bench.sample.common import rng_for, save_rgb, uniform, write_text
+from fer3d_bench.sample.common import Options, Plant, rng_for, save_rgb, uniform, write_text
 from fer3d_bench.sample.face import Face, Grid, landmarks, make_face, photo, sample_identity
 
 DATASET = "bu3dfe"
@@ -40,6 +45,13 @@ ETHNICITY_TONES = {
 STRENGTH = {0: 0.0, 1: 0.4, 2: 0.6, 3: 0.8, 4: 1.0}  # BU intensity level -> expression strength
 PHOTO_SIZE = 512
 PHOTO_MARGIN = 6  # px kept black around the projected mesh
+EXACT_OFFSET_PX = 20.0  # face centre off the photo centre by up to this (uniform), exact mode
+OFFSET_PX = 60.0  # the same, irregular mode; both clipped to keep PHOTO_MARGIN
+YELLOW = (255, 255, 0)
+STRAYS_PER_BORDER = (2, 12)  # bright stray pixels per photo border (uniform, inclusive)
+STRAY_BRIGHT = 41  # a bright stray's brightest channel is at least this
+ROTATION_DEGREES = (10.0, 15.0)  # in-plane turn of a photo-rotated plant (uniform, either sign)
+PLANT_KINDS = ("photo-rotated", "photo-swapped")  # planted in turn
 TARGET_VERTICES = 8000
 TEXTURE_PX_PER_MM = 1.7
 VERTEX_FMT = "%.6f %.6f %.6f"  # the .bnd repeats these exact strings
@@ -130,15 +142,18 @@ class GridMesh:
 
     def coverage(self, cols_x: np.ndarray, rows_y: np.ndarray) -> np.ndarray:
         """Whether each point (cols_x[j], rows_y[i]) lies inside a written polygon."""
-        gx, gy = (cols_x - self.x0) / self.step, (self.y_top - rows_y) / self.step
+        return self.coverage_at(cols_x[None, :], rows_y[:, None])
+
+    def coverage_at(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Whether each point (x, y) (broadcast together) lies inside a written polygon."""
+        gx, gy = (x - self.x0) / self.step, (self.y_top - y) / self.step
         cj, ci = np.floor(gx).astype(int), np.floor(gy).astype(int)
-        ok_j = (cj >= 0) & (cj < self.lower.shape[1])
-        ok_i = (ci >= 0) & (ci < self.lower.shape[0])
+        ok = (cj >= 0) & (cj < self.lower.shape[1]) & (ci >= 0) & (ci < self.lower.shape[0])
         cjc, cic = np.clip(cj, 0, self.lower.shape[1] - 1), np.clip(ci, 0, self.lower.shape[0] - 1)
-        diag = (gx - cj)[None, :] + (gy - ci)[:, None]  # >= 1: lower-right half of the cell
-        lower = self.lower[cic[:, None], cjc[None, :]] & (diag >= 1.0)
-        upper = self.upper[cic[:, None], cjc[None, :]] & (diag <= 1.0)
-        return (lower | upper) & ok_i[:, None] & ok_j[None, :]
+        diag = (gx - cj) + (gy - ci)  # >= 1: lower-right half of the cell
+        lower = self.lower[cic, cjc] & (diag >= 1.0)
+        upper = self.upper[cic, cjc] & (diag <= 1.0)
+        return (lower | upper) & ok
 
 
 def _grid_frame(face: Face, offset: np.ndarray, step: float, rng: np.random.Generator):
@@ -400,20 +415,21 @@ def bnd_text(face: Face, mesh: GridMesh, offset: np.ndarray) -> str:
 # Images
 
 
-def _camera(mesh: GridMesh, rng: np.random.Generator) -> tuple[float, float, float]:
-    """Per-scan scale and offset of the F2D photo, keeping the face inside the frame."""
+def _camera(mesh: GridMesh, rng: np.random.Generator, spread: float) -> tuple[float, float, float]:
+    """Per-scan scale and offset of the F2D photo: the face centre lies up to `spread` px off
+    the photo centre, clipped so the projected mesh keeps PHOTO_MARGIN px of black around it."""
     (xmin, ymin, _), (xmax, ymax, _) = mesh.vertices.min(0), mesh.vertices.max(0)
     room = PHOTO_SIZE - 1 - 2 * PHOTO_MARGIN
     s_fit = room / max(xmax - xmin, ymax - ymin)
     s = uniform(rng, 2.4, min(2.9, s_fit)) if s_fit > 2.4 else s_fit
     centre = (PHOTO_SIZE - 1) / 2
     dx = np.clip(
-        uniform(rng, -20, 20),
+        uniform(rng, -spread, spread),
         PHOTO_MARGIN - (centre - s * (xmax - xmin) / 2),
         (centre - s * (xmax - xmin) / 2) - PHOTO_MARGIN,
     )
     dy = np.clip(
-        uniform(rng, -20, 20),
+        uniform(rng, -spread, spread),
         PHOTO_MARGIN - (centre - s * (ymax - ymin) / 2),
         (centre - s * (ymax - ymin) / 2) - PHOTO_MARGIN,
     )
@@ -422,7 +438,14 @@ def _camera(mesh: GridMesh, rng: np.random.Generator) -> tuple[float, float, flo
     return s, tx, ty
 
 
-def f2d_photo(mesh: GridMesh, texture: np.ndarray, camera, rng) -> np.ndarray:
+def face_centre(mesh: GridMesh, camera) -> tuple[float, float]:
+    """Photo column and row of the centre of the projected mesh's bounding box."""
+    s, tx, ty = camera
+    (xmin, ymin, _), (xmax, ymax, _) = mesh.vertices.min(0), mesh.vertices.max(0)
+    return float(s * (xmin + xmax) / 2 + tx), float(-s * (ymin + ymax) / 2 + ty)
+
+
+def _face_photo(mesh: GridMesh, texture: np.ndarray, camera) -> np.ndarray:
     """The 512x512 frontal photo: column = s*x + tx, row = -s*y + ty (written frame).
 
     A pixel is face exactly when its centre lies in a written polygon; its colour is the
@@ -436,10 +459,102 @@ def f2d_photo(mesh: GridMesh, texture: np.ndarray, camera, rng) -> np.ndarray:
     r, c = slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
     image = np.zeros((PHOTO_SIZE, PHOTO_SIZE, 3), np.uint8)
     image[r, c] = np.where(cover[r, c, None], _sample_texture(mesh, texture, camera, r, c), 0)
-    yellow = (255, 255, 0)
-    image[rng.choice(PHOTO_SIZE, int(rng.integers(2, 6)), replace=False), 0] = yellow
-    image[PHOTO_SIZE - 1, rng.choice(PHOTO_SIZE, int(rng.integers(2, 6)), replace=False)] = yellow
     return image
+
+
+def _rotated_face_photo(mesh: GridMesh, texture: np.ndarray, camera, degrees: float):
+    """The photo of a camera turned `degrees` in the image plane about the face centre
+    (positive: clockwise on screen, as rows point down): each pixel centre is turned back onto
+    the unrotated photo, then seen as `_face_photo` sees it."""
+    s, tx, ty = camera
+    cc, rc = face_centre(mesh, camera)
+    cos, sin = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+    turn_back = np.array(
+        [[cos, sin, cc - cos * cc - sin * rc], [-sin, cos, rc + sin * cc - cos * rc], [0, 0, 1]]
+    )
+    to_world = np.array([[1 / s, 0, -tx / s], [0, -1 / s, ty / s], [0, 0, 1]])
+    photo_to_world = to_world @ turn_back
+    px = np.arange(PHOTO_SIZE, dtype=float)
+    (a, b, c), (d, e, f) = photo_to_world[:2]
+    cover = mesh.coverage_at(
+        a * px[None, :] + b * px[:, None] + c, d * px[None, :] + e * px[:, None] + f
+    )
+    th, tw = texture.shape[:2]
+    width, height = mesh.step * mesh.lower.shape[1], mesh.step * mesh.lower.shape[0]
+    to_texture = np.array(  # Pillow's texel centres sit at +0.5, as its output pixels' do
+        [
+            [tw / width, 0, -mesh.x0 * tw / width],
+            [0, -th / height, mesh.y_top * th / height],
+            [0, 0, 1],
+        ]
+    )
+    from_pillow = np.array([[1, 0, -0.5], [0, 1, -0.5], [0, 0, 1]])
+    warp = (to_texture @ photo_to_world @ from_pillow)[:2].ravel()
+    colours = Image.fromarray(texture).transform(
+        (PHOTO_SIZE, PHOTO_SIZE),
+        Image.Transform.AFFINE,
+        tuple(warp.tolist()),
+        resample=Image.Resampling.BILINEAR,
+    )
+    return np.where(cover[..., None], np.asarray(colours), 0).astype(np.uint8)
+
+
+def _put_strays(image: np.ndarray, rows, cols, colours) -> np.ndarray:
+    """Write stray pixels where the photo is black (never on the face); return where they went."""
+    rows, cols = np.broadcast_arrays(rows, cols)
+    colours = np.broadcast_to(np.asarray(colours, np.uint8), (rows.size, 3))
+    free = ~image[rows, cols].any(axis=1)
+    image[rows[free], cols[free]] = colours[free]
+    hit = np.zeros(image.shape[:2], bool)
+    hit[rows[free], cols[free]] = True
+    return hit
+
+
+def _yellow_strays(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A few (255, 255, 0) pixels in column 0 and row 511, as in the real photo inspected."""
+    n = PHOTO_SIZE
+    left = _put_strays(image, rng.choice(n, int(rng.integers(2, 6)), replace=False), 0, YELLOW)
+    bottom = _put_strays(
+        image, n - 1, rng.choice(n, int(rng.integers(2, 6)), replace=False), YELLOW
+    )
+    return left | bottom
+
+
+def _bright_strays(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """STRAYS_PER_BORDER pixels of random bright colours on each of the four borders."""
+    n, hit = PHOTO_SIZE, np.zeros(image.shape[:2], bool)
+    for border in ("top", "bottom", "left", "right"):
+        count = int(rng.integers(STRAYS_PER_BORDER[0], STRAYS_PER_BORDER[1] + 1))
+        along = rng.choice(n, count, replace=False)
+        colours = rng.integers(0, 256, (count, 3))  # then one channel made bright
+        colours[np.arange(count), rng.integers(3, size=count)] = rng.integers(
+            STRAY_BRIGHT, 256, count
+        )
+        edge = 0 if border in ("top", "left") else n - 1
+        rows, cols = (edge, along) if border in ("top", "bottom") else (along, edge)
+        hit |= _put_strays(image, rows, cols, colours.astype(np.uint8))
+    return hit
+
+
+def f2d_photo(
+    mesh: GridMesh,
+    texture: np.ndarray,
+    camera,
+    rng: np.random.Generator,
+    exact: bool,
+    degrees: float = 0.0,
+) -> tuple[np.ndarray, int]:
+    """The F2D photo (turned `degrees` for a photo-rotated plant) with its stray border pixels,
+    and how many strays it holds."""
+    image = (
+        _face_photo(mesh, texture, camera)
+        if degrees == 0
+        else _rotated_face_photo(mesh, texture, camera, degrees)
+    )
+    strays = _yellow_strays(image, rng)
+    if not exact:
+        strays |= _bright_strays(image, rng)
+    return image, int(strays.sum())
 
 
 def _sample_texture(mesh: GridMesh, texture: np.ndarray, camera, r: slice, c: slice):
@@ -477,8 +592,20 @@ def texture_image(face: Face, mesh: GridMesh, offset: np.ndarray) -> np.ndarray:
 # One scan
 
 
-def write_scan(scan: BuScan, root: Path, seed: int) -> tuple[str, dict]:
-    """Write one scan's files; return its ground-truth key and entry."""
+@dataclass(frozen=True, eq=False)
+class Scene:
+    """One scan's face, mesh and photo camera: a pure function of (scan, seed, exact), so a
+    photo-swapped plant recomputes its donor's photo."""
+
+    face: Face
+    strength: float
+    offset: np.ndarray  # written frame = face frame + offset (mm)
+    mesh: GridMesh
+    camera: tuple[float, float, float]  # s, tx, ty: column = s*x + tx, row = -s*y + ty
+    rng: np.random.Generator  # the scan's stream after the camera: the .wrl's styles
+
+
+def scene(scan: BuScan, seed: int, exact: bool) -> Scene:
     tone_range = ETHNICITY_TONES[scan.ethnicity]
     id_rng = rng_for(seed, DATASET, "identity", scan.subject)
     identity = sample_identity(id_rng, uniform(id_rng, *tone_range))
@@ -487,31 +614,130 @@ def write_scan(scan: BuScan, root: Path, seed: int) -> tuple[str, dict]:
     face = make_face(identity, scan.cls, strength, rng)
     offset = np.array([uniform(rng, -6, 6), uniform(rng, -6, 6), uniform(rng, -15, 5)])
     mesh = build_mesh(face, offset, rng)
-    camera = _camera(mesh, rng)
+    camera = _camera(mesh, rng, EXACT_OFFSET_PX if exact else OFFSET_PX)
+    return Scene(face, strength, offset, mesh, camera, rng)
 
+
+def _stray_rng(seed: int, scan: BuScan) -> np.random.Generator:
+    """Irregular mode draws strays from their own stream, so a donor's photo needs no .wrl."""
+    return rng_for(seed, DATASET, "strays", scan.stem)
+
+
+def _irregular_photo(scan: BuScan, seed: int) -> tuple[np.ndarray, int]:
+    """The F2D photo an unplanted irregular scan writes: what a photo-swapped plant copies."""
+    sc = scene(scan, seed, exact=False)
+    texture = texture_image(sc.face, sc.mesh, sc.offset)
+    return f2d_photo(sc.mesh, texture, sc.camera, _stray_rng(seed, scan), exact=False)
+
+
+def _planted_photo(scan: BuScan, sc: Scene, texture: np.ndarray, seed: int, plant: Plant):
+    """The photo of a planted scan, its stray count and its "planted" truth."""
+    if plant.kind == "photo-swapped":
+        (donor,) = plant.donors
+        photo_rgb, strays = _irregular_photo(donor, seed)
+        return photo_rgb, strays, {"kind": plant.kind, "donor": f"{donor.subject}/{donor.stem}"}
+    rng = rng_for(seed, DATASET, "plant", scan.stem)
+    degrees = uniform(rng, *ROTATION_DEGREES) * (1.0 if rng.random() < 0.5 else -1.0)
+    stray_rng = _stray_rng(seed, scan)
+    photo_rgb, strays = f2d_photo(
+        sc.mesh, texture, sc.camera, stray_rng, exact=False, degrees=degrees
+    )
+    centre = list(face_centre(sc.mesh, sc.camera))
+    return photo_rgb, strays, {"kind": plant.kind, "degrees": degrees, "centre_px": centre}
+
+
+def write_scan(scan: BuScan, root: Path, seed: int, options: Options) -> tuple[str, dict]:
+    """Write one scan's files; return its ground-truth key and entry."""
+    sc = scene(scan, seed, options.exact)
     folder = root / scan.subject
     folder.mkdir(parents=True, exist_ok=True)
     stem = folder / scan.stem
-    write_text(Path(f"{stem}_F3D.wrl"), vrml_text(f"{scan.stem}_F3D", mesh, rng))
-    write_text(Path(f"{stem}_F3D.bnd"), bnd_text(face, mesh, offset))
-    texture = texture_image(face, mesh, offset)
+    write_text(Path(f"{stem}_F3D.wrl"), vrml_text(f"{scan.stem}_F3D", sc.mesh, sc.rng))
+    write_text(Path(f"{stem}_F3D.bnd"), bnd_text(sc.face, sc.mesh, sc.offset))
+    texture = texture_image(sc.face, sc.mesh, sc.offset)
     save_rgb(Path(f"{stem}_F3D.bmp"), texture, "BMP")
-    save_rgb(Path(f"{stem}_F2D.bmp"), f2d_photo(mesh, texture, camera, rng), "BMP")
+    planted = None
+    if options.plant is not None:
+        photo_rgb, strays, planted = _planted_photo(scan, sc, texture, seed, options.plant)
+    else:
+        stray_rng = sc.rng if options.exact else _stray_rng(seed, scan)
+        photo_rgb, strays = f2d_photo(sc.mesh, texture, sc.camera, stray_rng, options.exact)
+    save_rgb(Path(f"{stem}_F2D.bmp"), photo_rgb, "BMP")
     if scan.raw:
         _write_raw(stem)
+    centre = (PHOTO_SIZE - 1) / 2
+    col, row = face_centre(sc.mesh, sc.camera)
     key = f"{scan.subject}/{scan.stem}_F3D.wrl"
     return key, {
         "subject": scan.subject,
         "sex": scan.subject[0],
         "class": scan.cls,
         "intensity": scan.level,
-        "strength": strength,
-        "f2d_scale": camera[0],
-        "f2d_tx": camera[1],
-        "f2d_ty": camera[2],
-        "n_vertices": len(mesh.vertices),
-        "n_faces_polygons": len(mesh.sizes),
-        "n_faces_triangles": mesh.n_triangles,
+        "strength": sc.strength,
+        "f2d_scale": sc.camera[0],
+        "f2d_tx": sc.camera[1],
+        "f2d_ty": sc.camera[2],
+        "n_vertices": len(sc.mesh.vertices),
+        "n_faces_polygons": len(sc.mesh.sizes),
+        "n_faces_triangles": sc.mesh.n_triangles,
+        "centre_offset_px": [col - centre, row - centre],
+        "stray_pixels": strays,
+        "planted": planted,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Planted misalignments
+
+
+def plan(seed: int, all_scans: list[BuScan], misaligned: int) -> dict:
+    """{scan: Plant} for `misaligned` scans chosen by a named RNG over the whole dataset; kinds
+    follow PLANT_KINDS in turn. A swap copies the same expression code of the next subject
+    (in list order, wrapping) that is not planted itself; with no such subject it is rotated."""
+    if not all_scans:
+        return {}
+    rng = rng_for(seed, DATASET, "misaligned")
+    picks = rng.choice(len(all_scans), min(misaligned, len(all_scans)), replace=False)
+    chosen = [all_scans[int(i)] for i in picks]
+    plants = {}
+    for k, scan in enumerate(chosen):
+        kind = PLANT_KINDS[k % len(PLANT_KINDS)]
+        donor = _photo_donor(scan, all_scans, set(chosen)) if kind == "photo-swapped" else None
+        plants[scan] = Plant(kind, (donor,)) if donor else Plant("photo-rotated")
+    return plants
+
+
+def _photo_donor(scan: BuScan, all_scans: list[BuScan], planted: set) -> BuScan | None:
+    """The same code's scan of the first other subject after this one that is not planted."""
+    same_code = {s.subject: s for s in all_scans if s.code == scan.code}
+    subjects = list(same_code)
+    i = subjects.index(scan.subject)
+    others = [same_code[s] for s in subjects[i + 1 :] + subjects[:i]]
+    return next((s for s in others if s not in planted), None)
+
+
+def irregularities() -> dict:
+    """The distributions irregular mode draws from, for the ground truth's readers."""
+    return {
+        "f2d_stray_pixels": {
+            "yellow": "2-5 (255, 255, 0) pixels in column 0 and 2-5 in row 511 (also exact)",
+            "bright_per_border_uniform": list(STRAYS_PER_BORDER),
+            "bright_colour": (
+                f"each channel uniform 0-255, then one channel uniform {STRAY_BRIGHT}-255"
+            ),
+            "borders": ["top", "bottom", "left", "right"],
+            "never_on_the_face": True,
+        },
+        "f2d_centre_offset_px": (
+            f"dx, dy uniform in [-{OFFSET_PX}, {OFFSET_PX}], clipped so the projected mesh "
+            f"keeps {PHOTO_MARGIN} px of black margin (exact mode: [-{EXACT_OFFSET_PX}, "
+            f"{EXACT_OFFSET_PX}])"
+        ),
+        "planted_kinds_in_turn": list(PLANT_KINDS),
+        "planted_among": "all scans",
+        "photo_rotated_degrees_uniform": list(ROTATION_DEGREES),
+        "photo_rotated_sign": "+ or - with probability 1/2; + is clockwise on screen",
+        "photo_swapped": "the F2D.bmp of the same expression code of another subject",
     }
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer3d_bench.sample.common import rng_for, save_depth16, save_rgb, uniform
+from fer3d_bench.sample.common import Options, rng_for, save_depth16, save_rgb, uniform
 from fer3d_bench.sample.face import (
     CLASSES,
     Grid,
@@ -64,8 +64,12 @@ def samples(subset: str, n_subjects: int, per_class: int) -> list[Cald3rSample]:
     return out
 
 
-def write_sample(sample: Cald3rSample, root: Path, seed: int) -> tuple[str, dict]:
-    """Write one sample's RGB and depth crops; return its ground-truth key and entry."""
+def write_sample(sample: Cald3rSample, root: Path, seed: int, options: Options) -> tuple[str, dict]:
+    """Write one sample's RGB and depth crops; return its ground-truth key and entry.
+
+    `options` is taken so every writer has one signature: these crops carry sensor noise in
+    either mode, and nothing is planted in them.
+    """
     id_rng = rng_for(seed, DATASET, "identity", sample.subset, sample.subject)
     identity = sample_identity(id_rng, uniform(id_rng, 0.0, 0.85))
     rng = rng_for(seed, DATASET, "sample", sample.subset, sample.stem)

@@ -1,8 +1,10 @@
-"""Helpers shared by the sample writers: per-scan seeding and byte-stable image files."""
+"""Helpers shared by the sample writers: per-scan seeding, byte-stable image files, and the
+options each scan is written with."""
 
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,3 +48,24 @@ def save_depth16(path: Path, depth: np.ndarray) -> None:
 def uniform(rng: np.random.Generator, low: float, high: float) -> float:
     """A plain float draw, so dataclass fields and JSON hold Python floats."""
     return float(rng.uniform(low, high))
+
+
+@dataclass(frozen=True)
+class Plant:
+    """A misalignment planted in one scan on purpose, so alignment checks have something to find.
+
+    `donors` are the scans whose file a swap may copy, in the order they are tried.
+    """
+
+    kind: str
+    donors: tuple = ()
+
+
+@dataclass(frozen=True)
+class Options:
+    """How one scan is written: `exact` keeps the regular sample of old (every file exactly on
+    its own grid), otherwise the real files' irregularities are drawn; `plant` is None for all
+    but the few scans misaligned on purpose."""
+
+    exact: bool
+    plant: Plant | None = None

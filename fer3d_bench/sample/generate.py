@@ -1,7 +1,8 @@
 """Write a complete fake copy of all three datasets, atomically and reproducibly.
 
 Every scan is one independent task seeded from (seed, dataset, scan name), so the bytes written
-do not depend on the order tasks run in or on the number of worker processes.
+do not depend on the order tasks run in or on the number of worker processes. The few scans
+misaligned on purpose are chosen before any task runs, from the configuration alone.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from fer3d_bench.sample import bosphorus, bu3dfe, cald3r_mend3s
-from fer3d_bench.sample.common import write_text
+from fer3d_bench.sample.common import Options, write_text
 from fer3d_bench.sample.face import CLASSES
 
 PIXEL_CONVENTION = "pixel (row i, col j) is centred at image coordinates (x=j, y=i)"
@@ -32,10 +33,18 @@ class SampleConfig:
     cald3r_subjects: int = 12
     mend3s_subjects: int = 12
     cald3r_samples_per_class: int = 2  # per subject and class
+    exact: bool = False  # True: the regular sample (fixed sizes, landmarks exactly on vertices)
+    misaligned: int = 2  # scans misaligned on purpose, per dataset (BU-3DFE, Bosphorus)
 
     def __post_init__(self) -> None:
-        counts = {k: v for k, v in asdict(self).items() if k != "seed"}
-        bad = {k: v for k, v in counts.items() if not isinstance(v, int) or v < 0}
+        if not isinstance(self.exact, bool):
+            raise ValueError(f"SampleConfig.exact must be True or False, got {self.exact!r}")
+        counts = {k: v for k, v in asdict(self).items() if k not in ("seed", "exact")}
+        bad = {
+            k: v
+            for k, v in counts.items()
+            if not isinstance(v, int) or isinstance(v, bool) or v < 0
+        }
         if bad:
             raise ValueError(f"SampleConfig counts must be non-negative integers, got {bad}")
         if self.bosphorus_subjects > 1000 or self.mend3s_subjects > 99:
@@ -48,9 +57,10 @@ class SampleConfig:
 class _Task:
     dataset: str
     item: object
+    options: Options
 
 
-_WRITERS: dict[str, Callable[[object, Path, int], tuple[str, dict]]] = {
+_WRITERS: dict[str, Callable[[object, Path, int, Options], tuple[str, dict]]] = {
     bu3dfe.DATASET: bu3dfe.write_scan,  # type: ignore[dict-item]
     bosphorus.DATASET: bosphorus.write_scan,  # type: ignore[dict-item]
     cald3r_mend3s.DATASET: cald3r_mend3s.write_sample,  # type: ignore[dict-item]
@@ -58,16 +68,27 @@ _WRITERS: dict[str, Callable[[object, Path, int], tuple[str, dict]]] = {
 
 
 def _tasks(config: SampleConfig) -> list[_Task]:
-    tasks = [_Task(bu3dfe.DATASET, s) for s in bu3dfe.scans(config.seed, config.bu3dfe_subjects)]
-    tasks += [_Task(bosphorus.DATASET, s) for s in bosphorus.scans(config.bosphorus_subjects)]
+    """Every scan to write, with its options; the planted scans are drawn here over each whole
+    dataset, so which scans are planted never depends on which tasks run."""
+    bu = bu3dfe.scans(config.seed, config.bu3dfe_subjects)
+    bos = bosphorus.scans(config.bosphorus_subjects)
+    tasks = _dataset_tasks(bu3dfe.DATASET, bu, bu3dfe.plan, config)
+    tasks += _dataset_tasks(bosphorus.DATASET, bos, bosphorus.plan, config)
     for subset, n in (("cald3r", config.cald3r_subjects), ("mend3s", config.mend3s_subjects)):
         items = cald3r_mend3s.samples(subset, n, config.cald3r_samples_per_class)
-        tasks += [_Task(cald3r_mend3s.DATASET, s) for s in items]
+        tasks += _dataset_tasks(cald3r_mend3s.DATASET, items, None, config)
     return tasks
 
 
+def _dataset_tasks(
+    dataset: str, items: list, plan: Callable | None, config: SampleConfig
+) -> list[_Task]:
+    plants = {} if config.exact or plan is None else plan(config.seed, items, config.misaligned)
+    return [_Task(dataset, item, Options(config.exact, plants.get(item))) for item in items]
+
+
 def _run(task: _Task, root: Path, seed: int) -> tuple[str, str, dict]:
-    key, truth = _WRITERS[task.dataset](task.item, root / task.dataset, seed)
+    key, truth = _WRITERS[task.dataset](task.item, root / task.dataset, seed, task.options)
     return task.dataset, key, truth
 
 
@@ -117,6 +138,17 @@ def _replace(tmp: Path, out: Path, overwrite: bool) -> None:
             old.unlink()
 
 
+def _irregularities(config: SampleConfig) -> dict:
+    """What irregular mode draws, in words and numbers, so a reader of the truth knows."""
+    return {
+        "bu3dfe": bu3dfe.irregularities(),
+        "bosphorus": bosphorus.irregularities(),
+        "cald3r-mend3s": "none beyond the exact sample's sensor noise",
+        "planted_per_dataset": config.misaligned,
+        "planted_selection": "rng_for(seed, dataset, 'misaligned') over the eligible scans",
+    }
+
+
 def make_sample(
     out: Path,
     config: SampleConfig = SampleConfig(),  # noqa: B008  (frozen, so a shared default is safe)
@@ -145,6 +177,7 @@ def make_sample(
         document = {
             **truth,
             "generator": {"seed": config.seed, "config": asdict(config)},
+            "irregularities": None if config.exact else _irregularities(config),
             "classes": list(CLASSES),
             "pixel_convention": PIXEL_CONVENTION,
         }
