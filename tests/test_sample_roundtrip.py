@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from fer3d_bench.sources import BU3DFE, Bosphorus, CalD3rMenD3s
+from fer3d_bench.sources.summary import sample_table
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,7 @@ def test_bu3dfe_index_matches_truth(sample):
         assert record.intensity == expected["intensity"]
         assert record.sex == expected["sex"] == record.subject[len("bu3dfe:")]
         assert set(record.files) == {"mesh", "texture", "landmarks", "photo"}
-    per_subject = result.frame().groupby("subject")["label"].value_counts()
+    per_subject = sample_table(result).groupby("subject")["label"].value_counts()
     assert (per_subject.xs("neutral", level="label") == 1).all()
     assert (per_subject.drop("neutral", level="label") == 4).all()
 
@@ -102,23 +103,32 @@ def test_bosphorus_round_trip(sample):
         assert record.label == expected["class"] and record.code == expected["code"]
     excluded_keys = {_rel(e.path, out / "bosphorus") for e in result.excluded}
     assert excluded_keys == {k for k, v in truth["bosphorus"].items() if v["class"] is None}
-    for record in result.samples[:4]:
+    for record in result.samples:
+        expected = mapped[_rel(record.files["grid"], out / "bosphorus")]
         scan = source.load(record)
         grid, image = scan.grid, scan.image
         height, width = image.shape[:2]
+        assert (width, height) == (expected["width"], expected["height"])
         assert (grid.nrows, grid.ncols) == (height // 6, width // 6)
         rows, cols = np.mgrid[0 : grid.nrows, 0 : grid.ncols]
         np.testing.assert_allclose(grid.u * width, 6 * cols + 1, atol=1e-6)
         np.testing.assert_allclose(grid.v * height, height - 1 - 6 * rows, atol=1e-6)
         assert 0 < grid.valid.sum() < grid.valid.size
-        # each .lm3 point is a grid vertex, and its .lm2 point is that vertex's image position
+        # each .lm3 point is a grid vertex; its .lm2 point was clicked near that vertex's image
+        # position (a planted .lm2 far from it)
         points = np.stack([grid.x, grid.y, grid.z], axis=-1)[grid.valid]
         uv = np.stack([grid.u * width, grid.v * height], axis=-1)[grid.valid]
-        assert scan.lm3.labels == scan.lm2.labels
-        for p3, p2 in zip(scan.lm3.points, scan.lm2.points, strict=True):
+        lm2 = scan.lm2.by_label()
+        gaps = []
+        for label, p3 in scan.lm3.by_label().items():
             nearest = np.argmin(np.linalg.norm(points - p3, axis=1))
             assert np.linalg.norm(points[nearest] - p3) < 1e-6
-            np.testing.assert_allclose(uv[nearest], p2, atol=1e-6)
+            if label in lm2:
+                gaps.append(np.linalg.norm(uv[nearest] - lm2[label]))
+        assert max(gaps) == pytest.approx(expected["lm2_gap_px_max"], abs=1e-3)
+        if not expected["planted"]:
+            assert scan.lm3.labels == scan.lm2.labels and len(gaps) == expected["n_landmarks"]
+            assert max(gaps) < 3 * np.sqrt(2) + 4 * 0.5
         face_rows = height - 1 - 6 * rows[grid.valid]
         face_cols = 6 * cols[grid.valid] + 1
         assert (image[face_rows, face_cols].sum(axis=1) > 0).mean() > 0.99

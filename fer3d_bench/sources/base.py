@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pandas as pd
 
 from fer3d_bench.errors import DatasetNotFoundError, FormatError
 from fer3d_bench.taxonomy import LabelDecision, LabelMap, load_label_map
@@ -76,12 +75,8 @@ class ScanResult:
     ignored: Counter = field(default_factory=Counter)  # known file kinds that are not used
     incomplete: list[tuple[str, str]] = field(default_factory=list)  # (sample id, reason)
 
-    def add(self, sample_id: str, found: Found, files: dict[str, Path], main: str) -> None:
-        """Record a complete sample, or its exclusion (named by its `main` file) if unmapped."""
-        if found.decision.label is None:
-            reason = found.decision.reason
-            self.excluded.append(Excluded(sample_id, found.code, reason, files[main]))
-            return
+    def add(self, sample_id: str, found: Found, files: dict[str, Path]) -> None:
+        """Record a complete sample of a mapped class."""
         record = SampleRecord(
             sample_id=sample_id,
             dataset=found.dataset,
@@ -93,24 +88,6 @@ class ScanResult:
             files=files,
         )
         self.samples.append(record)
-
-    def frame(self) -> pd.DataFrame:
-        """The samples as a table, one row each, files as columns `file_<role>`."""
-        rows = []
-        for s in self.samples:
-            row = {
-                "sample_id": s.sample_id,
-                "dataset": s.dataset,
-                "subject": s.subject,
-                "label": s.label,
-                "code": s.code,
-                "intensity": s.intensity,
-                "sex": s.sex,
-            }
-            row.update({f"file_{role}": str(p) for role, p in sorted(s.files.items())})
-            rows.append(row)
-        columns = ["sample_id", "dataset", "subject", "label", "code", "intensity", "sex"]
-        return pd.DataFrame(rows, columns=None if rows else columns)
 
 
 class Source:
@@ -131,9 +108,20 @@ class Source:
         if not self.root.is_dir():
             raise DatasetNotFoundError(f"{self.name}: dataset root {self.root} is not a folder")
 
-    def files(self) -> list[Path]:
-        """Every file below the root, in a fixed order (never the file system's)."""
-        return sorted(p for p in self.root.rglob("*") if p.is_file())
+    def files(self, result: ScanResult) -> list[Path]:
+        """Every file below the root, in a fixed order (never the file system's); a folder that
+        cannot be read is listed in `result.skipped`, never silently missing."""
+
+        def unreadable(error: OSError) -> None:
+            problem = error.strerror or str(error)
+            result.skipped.append(
+                Skipped(Path(error.filename), f"folder cannot be read ({problem})")
+            )
+
+        found = []
+        for folder, _, names in os.walk(self.root, onerror=unreadable):
+            found += [path for name in names if (path := Path(folder) / name).is_file()]
+        return sorted(found)
 
     def scan(self, check: bool = False, progress: Callable[[Iterable], Iterable] | None = None):
         """Index the root; with `check`, also load every sample and skip those that fail."""
@@ -165,8 +153,20 @@ class Source:
         files: dict[str, dict[str, list[Path]]],
         found: dict[str, Found],
     ) -> None:
-        """Turn sample id -> role -> files into records or exclusions; skip incomplete ones."""
+        """Turn sample id -> role -> files into records or exclusions; skip incomplete ones.
+
+        A sample's kind is decided before its files are checked: a scan of an excluded kind is
+        counted as excluded with its reason even when a sibling file is missing.
+        """
         for sample_id, by_role in sorted(files.items()):
+            decision = found[sample_id].decision
+            if decision.label is None:
+                every = sorted(p for paths in by_role.values() for p in paths)
+                main = by_role.get(self.required[0], every)[0]
+                result.excluded.append(
+                    Excluded(sample_id, found[sample_id].code, decision.reason, main)
+                )
+                continue
             doubled = {role: paths for role, paths in by_role.items() if len(paths) > 1}
             missing = [role for role in self.required if role not in by_role]
             if doubled:
@@ -176,9 +176,8 @@ class Source:
                 reason = f"{sample_id}: no {' or '.join(missing)} file for this sample"
             else:
                 first = {role: paths[0] for role, paths in by_role.items()}
-                result.add(sample_id, found[sample_id], first, main=self.required[0])
+                result.add(sample_id, found[sample_id], first)
                 continue
             every = sorted(p for paths in by_role.values() for p in paths)
             result.skipped.extend(Skipped(p, reason) for p in every)
-            if found[sample_id].decision.label is not None:
-                result.incomplete.append((sample_id, reason))
+            result.incomplete.append((sample_id, reason))

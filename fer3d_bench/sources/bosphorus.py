@@ -37,7 +37,7 @@ class Bosphorus(Source):
         result = ScanResult(self.name, self.root)
         files: dict[str, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))
         found: dict[str, Found] = {}
-        for path in self.files():
+        for path in self.files(result):
             m = self.pattern.match(path.name)
             if m is None:
                 expected = "<subject>_<kind>_<code>_<n>.<ext>, e.g. bs000_N_N_0.bnt"

@@ -47,7 +47,7 @@ class BU3DFE(Source):
         files: dict[str, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))
         found: dict[str, Found] = {}
         table = self.label_map.codes.get(self.name, {})
-        for path in self.files():
+        for path in self.files(result):
             m = self.pattern.match(path.name)
             if m is None:
                 expected = "<subject>_<EX><II><RR>_<kind>.<ext>, e.g. F0001_AN01WH_F3D.wrl"

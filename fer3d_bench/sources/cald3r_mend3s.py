@@ -89,7 +89,7 @@ class CalD3rMenD3s(Source):
         result = ScanResult(self.name, self.root)
         files: dict[str, dict[str, list[Path]]] = defaultdict(lambda: defaultdict(list))
         found: dict[str, Found] = {}
-        for path in self.files():
+        for path in self.files(result):
             parsed = self._parse(path)
             if isinstance(parsed, str):
                 result.skipped.append(Skipped(path, parsed))

@@ -9,10 +9,22 @@ import pandas as pd
 from fer3d_bench.sources.base import ScanResult
 from fer3d_bench.taxonomy import CLASSES
 
+COLUMNS = ("sample_id", "dataset", "subject", "label", "code", "intensity", "sex")
+
+
+def sample_table(result: ScanResult) -> pd.DataFrame:
+    """The samples of a scan as a table, one row each, files as columns `file_<role>`."""
+    rows = []
+    for s in result.samples:
+        row = {column: getattr(s, column) for column in COLUMNS}
+        row.update({f"file_{role}": str(p) for role, p in sorted(s.files.items())})
+        rows.append(row)
+    return pd.DataFrame(rows, columns=None if rows else list(COLUMNS))
+
 
 def format_scan(result: ScanResult, list_excluded: bool = False) -> str:
     """The report `fer3d-bench scan` prints."""
-    samples = result.frame()
+    samples = sample_table(result)
     n_subjects = samples["subject"].nunique() if len(samples) else 0
     lines = [
         f"{result.source} at {result.root}",

@@ -95,3 +95,36 @@ def test_check_skips_a_truncated_grid_and_goes_on(tree):
     result = Bosphorus(tree).scan(check=True)
     assert len(result.samples) == 3
     assert any("truncated" in s.reason and s.path == path for s in result.skipped)
+
+
+def test_an_excluded_kind_is_counted_even_without_its_siblings(tree):
+    (tree / "bs000" / "bs000_YR_R10_0.png").unlink()  # a rotation scan, now without its image
+    (tree / "bs000" / "bs000_O_EYE_0.bnt").unlink()  # an occlusion scan without its grid
+    result = Bosphorus(tree).scan()
+    excluded = {e.code: e for e in result.excluded}
+    assert excluded["YR_R10"].reason == "yaw rotation"
+    assert excluded["YR_R10"].path.name == "bs000_YR_R10_0.bnt"
+    assert excluded["O_EYE"].reason == "occlusion" and excluded["O_EYE"].path.suffix != ".bnt"
+    skipped = {s.path.name for s in result.skipped}
+    assert not any(name.startswith(("bs000_YR_R10_0", "bs000_O_EYE_0")) for name in skipped)
+    assert result.incomplete == [("bosphorus:bs000_E_SADNESS_0", result.incomplete[0][1])]
+
+
+def test_an_unreadable_subject_folder_is_reported(tree, monkeypatch):
+    """The tests run as root, who reads every folder: the refusal is simulated at os.scandir."""
+    import os
+
+    (tree / "bs002").mkdir()
+    bosphorus_scan(tree / "bs002", "bs002_N_N_0")
+    real = os.scandir
+
+    def scandir(path="."):
+        if os.fspath(path).endswith("bs002"):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    result = Bosphorus(tree).scan()
+    reasons = {s.path.name: s.reason for s in result.skipped}
+    assert reasons["bs002"] == "folder cannot be read (Permission denied)"
+    assert "bosphorus:bs000_N_N_0" in {s.sample_id for s in result.samples}
