@@ -9,8 +9,14 @@ import click
 
 from fer3d_bench import __version__
 from fer3d_bench.errors import Fer3dError
+from fer3d_bench.render.bars import ANNOTATION_ALLOWANCE_PX, MIN_SILHOUETTE_IOU
 
 DATASETS = ("bu3dfe", "bosphorus", "cald3r-mend3s")
+EXCLUDE_FLAGGED_HELP = (
+    "Leave training samples that render-depth flagged low-quality out (recorded, and named in "
+    "the report's title); test folds stay the protocol's. Default: keep them, as the published "
+    "protocols do."
+)
 
 
 class _Group(click.Group):
@@ -35,19 +41,30 @@ def main() -> None:
 @click.option("--seed", default=0, show_default=True, help="Seed of the procedural generator.")
 @click.option("--workers", default=2, show_default=True, help="Worker processes.")
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@click.option(
+    "--exact",
+    is_flag=True,
+    help="The regular sample: one image size, .lm2 points exactly on their grid vertices, no "
+    "planted misalignments (default: the real files' irregularities, see ground_truth.json).",
+)
+@click.option(
+    "--misaligned",
+    default=2,
+    show_default=True,
+    help="Scans misaligned on purpose per dataset (BU-3DFE, Bosphorus), for the checks to find.",
+)
 @click.option("--bu3dfe-subjects", default=12, show_default=True)
 @click.option("--bosphorus-subjects", default=10, show_default=True)
 @click.option("--cald3r-subjects", default=12, show_default=True)
 @click.option("--mend3s-subjects", default=12, show_default=True)
-def make_sample_cmd(out, seed, workers, overwrite, **sizes) -> None:
+def make_sample_cmd(out, seed, workers, overwrite, exact, misaligned, **sizes) -> None:
     """Write a procedural sample of all three datasets, in their native formats, to OUT."""
     from fer3d_bench.sample import SampleConfig, make_sample
 
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise click.UsageError(f"{out} exists and is not empty (pass --overwrite to replace it)")
-    counts = make_sample(
-        out, SampleConfig(seed=seed, **sizes), workers=workers, overwrite=overwrite
-    )
+    config = SampleConfig(seed=seed, exact=exact, misaligned=misaligned, **sizes)
+    counts = make_sample(out, config, workers=workers, overwrite=overwrite)
     for name, count in counts.items():
         click.echo(f"{name}: {count} scans written to {out / name}")
     click.echo(f"generator truth (never read by the readers): {out / 'ground_truth.json'}")
@@ -75,13 +92,13 @@ def scan(root, dataset, label_map, layout, check, csv_path, list_excluded) -> No
     """Index a dataset ROOT: counts per class and subject, and every file skipped and why."""
     from fer3d_bench.io import atomic_path
     from fer3d_bench.sources import scan_root
-    from fer3d_bench.sources.summary import format_scan
+    from fer3d_bench.sources.summary import format_scan, sample_table
 
     result = scan_root(root, dataset, label_map=label_map, layout=layout, check=check)
     click.echo(format_scan(result, list_excluded=list_excluded))
     if csv_path:
         with atomic_path(csv_path) as tmp:
-            result.frame().to_csv(tmp, index=False)
+            sample_table(result).to_csv(tmp, index=False)
         click.echo(f"sample table written to {csv_path}")
     if not result.samples:
         raise click.ClickException(f"no usable {dataset} samples found under {root}")
@@ -115,19 +132,19 @@ def scan(root, dataset, label_map, layout, check, csv_path, list_excluded) -> No
 )
 @click.option(
     "--min-iou",
-    default=0.95,
+    default=MIN_SILHOUETTE_IOU,
     show_default=True,
     help="BU-3DFE: silhouette IoU below this marks a sample low-quality.",
 )
 @click.option(
-    "--landmark-tolerance",
-    default=3.0,
+    "--landmark-allowance",
+    default=ANNOTATION_ALLOWANCE_PX,
     show_default=True,
-    help="Bosphorus: largest .lm2 distance (px) from its .lm3 vertex's pixel.",
+    help="Bosphorus: annotation error (px) allowed beyond the grid lattice's snap radius when "
+    "a .lm2 point is compared with its .lm3 vertex.",
 )
-@click.option(
-    "--allow-failures", is_flag=True, help="Exit 0 even if samples failed or aligned badly."
-)
+@click.option("--allow-failures", is_flag=True, help="Exit 0 even if samples failed to render.")
+@click.option("--strict", is_flag=True, help="Also exit 1 if samples aligned badly (flagged).")
 @click.option("--label-map", type=click.Path(path_type=Path))
 @click.option("--layout", type=click.Path(path_type=Path))
 def render_depth(
@@ -140,24 +157,33 @@ def render_depth(
     workers,
     fit_rotation,
     min_iou,
-    landmark_tolerance,
+    landmark_allowance,
     allow_failures,
+    strict,
     label_map,
     layout,
 ) -> None:
-    """Aligned RGB crops and 16-bit depth maps for every sample, with alignment.csv."""
+    """Aligned RGB crops and 16-bit depth maps for every sample, with alignment.csv.
+
+    Exit status 1 if a sample failed to render (unless --allow-failures), or, with --strict, if
+    a sample was flagged low-quality; flagged samples are otherwise kept and listed.
+    """
     from fer3d_bench.render.run import RenderOptions, render_dataset, summarise
 
-    options = RenderOptions(size, margin, backend, fit_rotation, min_iou, landmark_tolerance)
+    options = RenderOptions(size, margin, backend, fit_rotation, min_iou, landmark_allowance)
     table = render_dataset(
         root, dataset, out, options, workers=workers, layout=layout, label_map=label_map
     )
-    text, bad = summarise(table, out)
+    text, failed, flagged = summarise(table, out)
     click.echo(text)
-    if bad and not allow_failures:
+    if failed and not allow_failures:
         raise click.ClickException(
-            f"{bad} samples failed or aligned badly (see {out / 'alignment.csv'}; "
+            f"{failed} samples failed to render (see {out / 'alignment.csv'}; "
             "--allow-failures to accept)"
+        )
+    if flagged and strict:
+        raise click.ClickException(
+            f"{flagged} samples aligned badly (--strict; see {out / 'qa_worst.png'})"
         )
 
 
@@ -201,6 +227,7 @@ def build_dataset_cmd(
 ) -> None:
     """Merge the datasets into one versioned, byte-reproducible HDF5 file."""
     from fer3d_bench.dataset.build import BuildOptions, build_dataset
+    from fer3d_bench.dataset.flags import describe_flags
 
     roots = {
         name: root
@@ -227,6 +254,10 @@ def build_dataset_cmd(
     for dataset, left in sorted(report.left_out.items()):
         if any(left.values()):
             click.echo(f"{dataset}: left out {left['excluded']} excluded, {left['failed']} failed")
+    for sample_id, reason in report.failed:
+        click.echo(f"  left out (failed to render): {sample_id}: {reason}")
+    for line in describe_flags(report.flags):
+        click.echo(line)
     click.echo(f"written {report.path}")
     click.echo(f"fingerprint {report.fingerprint}")
 
@@ -239,8 +270,9 @@ def build_dataset_cmd(
     help="Folder for the pictures (default: beside the file).",
 )
 def inspect(path, figures) -> None:
-    """Schema and dataset x class counts of a merged file, plus a contact sheet and a chart."""
-    from fer3d_bench.dataset.inspect import class_chart, contact_sheet, describe
+    """Schema, dataset x class counts and flagged samples of a merged file; a contact sheet,
+    a class chart and a QA sheet of the worst-aligned samples of each dataset."""
+    from fer3d_bench.dataset.inspect import class_chart, contact_sheet, describe, qa_sheets
 
     click.echo(describe(path))
     folder = figures or path.parent
@@ -248,6 +280,7 @@ def inspect(path, figures) -> None:
     for picture in (
         contact_sheet(path, folder / f"{path.stem}_contact.png"),
         class_chart(path, folder / f"{path.stem}_classes.png"),
+        *qa_sheets(path, folder),
     ):
         click.echo(f"wrote {picture}")
 
@@ -355,6 +388,7 @@ def splits_show(manifest_path, repetition) -> None:
 @click.option(
     "--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True
 )
+@click.option("--exclude-flagged", is_flag=True, help=EXCLUDE_FLAGGED_HELP)
 def train_cmd(
     dataset,
     manifest,
@@ -367,6 +401,7 @@ def train_cmd(
     backbone_weights,
     trust_pickle,
     device,
+    exclude_flagged,
 ) -> None:
     """Train the reference model on one fold of a manifest; resumes from OUT."""
     from fer3d_bench import splits as sp
@@ -390,7 +425,10 @@ def train_cmd(
         backbone_weights=backbone_weights,
         trust_pickle=trust_pickle,
         classes=content.content["classes"],
+        exclude_flagged=exclude_flagged,
     )
+    if result.left_out:
+        click.echo(f"left out of training (flagged low-quality): {', '.join(result.left_out)}")
     for record in result.history:
         click.echo(
             f"epoch {record['epoch']:>3}  loss {record['loss_total']:.4f}  "
@@ -447,6 +485,7 @@ def train_cmd(
 )
 @click.option("--backbone-weights", type=click.Path(path_type=Path, exists=True))
 @click.option("--trust-pickle", is_flag=True)
+@click.option("--exclude-flagged", is_flag=True, help=EXCLUDE_FLAGGED_HELP)
 def evaluate_cmd(
     dataset,
     protocols,
@@ -470,6 +509,7 @@ def evaluate_cmd(
     device,
     backbone_weights,
     trust_pickle,
+    exclude_flagged,
 ) -> None:
     """Train and test every fold of each protocol (resumable), then write and print the report."""
     from fer3d_bench import evaluate as ev
@@ -495,6 +535,7 @@ def evaluate_cmd(
         backbone_weights=backbone_weights,
         trust_pickle=trust_pickle,
         launcher=launcher,
+        exclude_flagged=exclude_flagged,
     )
     planned = ev.plan(spec, progress=launcher == "local" and jobs == 1)
     pending = planned.pending()

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from fer3d_bench import splits as sp
 from fer3d_bench.dataset.build import BuildOptions, build_dataset
+from fer3d_bench.dataset.flags import describe_flags
 from fer3d_bench.evaluate import EvalSpec, plan, run_local, summary_line
+from fer3d_bench.render.layout import QA_PNG
 from fer3d_bench.report import ReportPaths, format_tables, write_report
 from fer3d_bench.sample import SampleConfig, make_sample
 
@@ -62,6 +64,9 @@ def run_demo(
     )
     for dataset, classes in report.counts.items():
         echo(f"      {dataset}: {sum(classes.values())} samples")
+    for line in describe_flags(report.flags):
+        echo(f"      {line}")
+    echo(f"      worst-aligned samples: {out / 'render'}/<dataset>/{QA_PNG}")
     echo(f"      fingerprint {report.fingerprint}")
     echo(f"[3/5] splits generate -> {out / 'manifests'}")
     items = sp.items_from_h5(out / "merged.h5")

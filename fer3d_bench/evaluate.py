@@ -53,6 +53,7 @@ class EvalSpec:
     backbone_weights: Path | None = None
     trust_pickle: bool = False
     launcher: str = "local"
+    exclude_flagged: bool = False  # leave training samples flagged low-quality out
 
 
 @dataclass
@@ -70,6 +71,7 @@ class FoldJob:
     trust_pickle: bool = False
     progress: bool = False
     threads: int | None = None
+    exclude_flagged: bool = False
 
     @property
     def result_path(self) -> Path:
@@ -169,6 +171,7 @@ def _run_info(spec: EvalSpec, variants: dict, fingerprint: str) -> dict:
         "preset": spec.preset,
         "overrides": dict(sorted(spec.overrides.items())),
         "backbone_weights": _weights_identity(spec.backbone_weights),
+        "exclude_flagged": spec.exclude_flagged,
         "reference": {
             "differs_from_paper": _differences(
                 variants["full"].as_dict(), PRESETS["paper"].as_dict()
@@ -232,6 +235,8 @@ def _fold_jobs(spec, run_dir, variant, config, protocol, manifest, path, info) -
                 "seed": config.seed,
                 "backbone_weights": info["backbone_weights"],
             }
+            if spec.exclude_flagged:  # absent otherwise: jobs of earlier versions stay valid
+                identity["exclude_flagged"] = True
             jobs.append(
                 FoldJob(
                     run_dir=str(run_dir.resolve()),
@@ -243,6 +248,7 @@ def _fold_jobs(spec, run_dir, variant, config, protocol, manifest, path, info) -
                     device=spec.device,
                     backbone_weights=str(spec.backbone_weights) if spec.backbone_weights else None,
                     trust_pickle=spec.trust_pickle,
+                    exclude_flagged=spec.exclude_flagged,
                 )
             )
     return jobs
@@ -286,6 +292,12 @@ def _merge_run_info(path: Path, new: dict) -> dict:
             f"{folder} holds results for another dataset (fingerprint "
             f"{old['dataset']['fingerprint'][:12]}..., this one "
             f"{new['dataset']['fingerprint'][:12]}...); choose another --out"
+        )
+    if old.get("exclude_flagged", False) != new["exclude_flagged"]:
+        kept = "without" if old.get("exclude_flagged") else "with"
+        raise ConfigError(
+            f"{folder} holds results trained {kept} the samples flagged low-quality; choose "
+            "another --out, or make the same --exclude-flagged choice as before"
         )
     if old.get("backbone_weights") != new["backbone_weights"]:
         raise ConfigError(
@@ -391,7 +403,7 @@ def run_fold(job: FoldJob) -> dict:
         truth = {data.sample_ids[i]: data.classes[int(data.labels[i])] for i in test_idx}
         names = list(data.classes)
     started, clock = now(), time.perf_counter()
-    status, reason, predictions, history = "ok", None, {}, []
+    status, reason, predictions, history, left_out = "ok", None, {}, [], []
     empty = [name for name, idx in (("training", train_idx), ("test", test_idx)) if not len(idx)]
     if empty:  # too few subjects for this many folds: nothing to train or test on
         status, reason = "failed", f"the fold has no {' and no '.join(empty)} samples"
@@ -408,8 +420,9 @@ def run_fold(job: FoldJob) -> dict:
                 trust_pickle=job.trust_pickle,
                 progress=job.progress,
                 classes=job.classes,
+                exclude_flagged=job.exclude_flagged,
             )
-            history = outcome.history
+            history, left_out = outcome.history, outcome.left_out
             predictions = {
                 sid: {"true": truth[sid], "pred": names[k]}
                 for sid, k in sorted(outcome.predictions.items())
@@ -431,6 +444,7 @@ def run_fold(job: FoldJob) -> dict:
         "predictions": predictions,
         "metrics": metrics,
         "history": history,
+        "training_left_out": left_out,  # flagged training samples not trained on
         "checkpoint": f"{job.folder}/checkpoint.pt",
         "device": pick_device(job.device).type,
         "seconds": round(time.perf_counter() - clock, 3),

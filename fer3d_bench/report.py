@@ -396,6 +396,8 @@ def _group(run: Run, variant: str, protocol: str) -> dict:
         row["result"] = run.files[(variant, protocol, row["repetition"], row["fold"])]
     expected = spec["repetitions_run"] * spec.get("folds_run", spec["folds_total"])
     notes = truncation_notes(spec, _differs(run.info), summary, expected)
+    if run.info.get("exclude_flagged"):
+        notes.append(_flagged_note(results))
     return {
         "variant": variant,
         "protocol": protocol,
@@ -408,6 +410,15 @@ def _group(run: Run, variant: str, protocol: str) -> dict:
         "seconds": sum(float(r.get("seconds") or 0.0) for r in results),
         "figures": _figure_names(variant, protocol, summary, results),
     }
+
+
+def _flagged_note(results: list[dict]) -> str:
+    """`evaluate --exclude-flagged` trains on fewer samples than the protocol names."""
+    left_out = {sid for r in results for sid in r.get("training_left_out") or []}
+    return (
+        f"flagged samples left out of training ({_count(len(left_out), 'sample')}; test "
+        "folds as the protocol)"
+    )
 
 
 def _differs(info: dict) -> dict:

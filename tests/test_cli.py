@@ -58,3 +58,21 @@ def test_scan_with_label_map_override(tmp_path):
     bad.write_text('[bu3dfe.codes]\nAN = "rage"\n')
     result = run("scan", tmp_path, "--dataset", "bu3dfe", "--label-map", bad)
     assert result.exit_code == 1 and "'rage' is not a class" in result.output
+
+
+def test_make_sample_exact_and_misaligned_options(tmp_path):
+    import json
+
+    sizes = ["--bu3dfe-subjects", 0, "--bosphorus-subjects", 1, "--cald3r-subjects", 0]
+    sizes += ["--mend3s-subjects", 0, "--workers", 1]
+    exact = run("make-sample", tmp_path / "exact", "--exact", *sizes)
+    assert exact.exit_code == 0, exact.output
+    truth = json.loads((tmp_path / "exact" / "ground_truth.json").read_text())
+    assert truth["generator"]["config"]["exact"] is True and truth["irregularities"] is None
+    assert {(e["width"], e["height"]) for e in truth["bosphorus"].values()} == {(360, 480)}
+    assert all(e["lm2_gap_px_max"] == 0.0 for e in truth["bosphorus"].values())
+    plain = run("make-sample", tmp_path / "plain", "--misaligned", 0, *sizes)
+    assert plain.exit_code == 0, plain.output
+    truth = json.loads((tmp_path / "plain" / "ground_truth.json").read_text())
+    assert not any(e["planted"] for e in truth["bosphorus"].values())
+    assert len({(e["width"], e["height"]) for e in truth["bosphorus"].values()}) > 1

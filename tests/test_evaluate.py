@@ -314,3 +314,28 @@ def ev_report(run_dir):
     from fer3d_bench.report import write_report
 
     return write_report(run_dir).json
+
+
+def test_exclude_flagged_trains_without_them_records_it_and_names_it(small, tmp_path):
+    out = tmp_path / "run"
+    spec = _spec(small, out, protocols=("bu3dfe-full",), repetitions=1, max_folds=3)
+    plan = ev.plan(ev.EvalSpec(**{**vars(spec), "exclude_flagged": True}))
+    assert all(job.identity["exclude_flagged"] for job in plan.jobs)
+    assert json.loads((out / "run.json").read_text())["exclude_flagged"] is True
+    ev.run_local(plan.jobs, progress=False)
+    manifest = sp.read_manifest(small / "m" / "bu3dfe-full" / "1.0.0.json")
+    left_out = set()
+    with H5Dataset(small / "merged.h5") as data:
+        assert data.flagged.sum() >= 1  # the sample's planted misalignments
+        for job in plan.jobs:
+            result = json.loads(job.result_path.read_text())
+            train_idx, test_idx = sp.fold_indices(manifest, data, 0, job.identity["fold"])
+            flagged = sorted(data.sample_ids[i] for i in train_idx if data.flagged[i])
+            assert result["training_left_out"] == flagged
+            assert len(result["predictions"]) == len(test_idx)  # the test fold is untouched
+            left_out |= set(flagged)
+    assert left_out  # some fold had flagged samples to leave out
+    title = json.loads(ev_report(out).read_text())["groups"][0]["title"]
+    assert f"flagged samples left out of training ({len(left_out)} sample" in title
+    with pytest.raises(ConfigError, match="trained without the samples flagged"):
+        ev.plan(spec)  # the same folder without --exclude-flagged

@@ -19,11 +19,14 @@ from PIL import Image
 from tqdm import tqdm
 
 from fer3d_bench import __version__
+from fer3d_bench.dataset.flags import flag_counts
 from fer3d_bench.dataset.schema import SCHEMA_VERSION
 from fer3d_bench.errors import DatasetNotFoundError, Fer3dError
 from fer3d_bench.io import atomic_path
 from fer3d_bench.render.depth import CONVENTION
-from fer3d_bench.render.run import FAILED, RenderOptions, output_paths, render_dataset
+from fer3d_bench.render.layout import FAILED, output_paths
+from fer3d_bench.render.run import RenderOptions, render_dataset
+from fer3d_bench.render.worker import read_record
 from fer3d_bench.sources import SampleRecord, load_layout, open_source
 from fer3d_bench.taxonomy import CLASSES, class_index, load_label_map
 
@@ -45,6 +48,8 @@ class BuildReport:
     fingerprint: str
     counts: dict = field(default_factory=dict)  # dataset -> class -> samples
     left_out: dict = field(default_factory=dict)  # dataset -> {"failed": n, "excluded": n}
+    failed: list = field(default_factory=list)  # (sample id, reason) of each sample left out
+    flags: dict = field(default_factory=dict)  # as dataset.flags.flag_counts: kept but flagged
 
 
 @dataclass(frozen=True)
@@ -54,6 +59,7 @@ class _Entry:
     row: dict
     rgb: Path
     depth: Path
+    sources: dict  # role -> {"path": relative to the dataset root, "sha256": ...}
 
 
 def build_dataset(
@@ -66,7 +72,14 @@ def build_dataset(
     layout: Path | None = None,
     progress: bool = True,
 ) -> BuildReport:
-    """Render (or reuse the render of) each dataset and merge them into one HDF5 file."""
+    """Render (or reuse the render of) each dataset and merge them into one HDF5 file.
+
+    The policy on quality: a sample that was read and rendered but aligned worse than its bar
+    is kept, with its status and failed checks as columns of their own (a published manifest
+    names every sample, so dropping one would break it for everyone); only a sample that could
+    not be read or rendered at all stops the build, or with `allow_failures` is left out and
+    listed in the report.
+    """
     out = Path(out)
     if not roots:
         raise Fer3dError("build-dataset needs at least one dataset root")
@@ -77,6 +90,7 @@ def build_dataset(
     labels = load_label_map(label_map)
     entries: list[_Entry] = []
     left_out: dict[str, dict[str, int]] = {}
+    failures: list[tuple[str, str]] = []
     for name, root in sorted(roots.items()):
         source = open_source(name, root, labels, load_layout(layout) if layout else None)
         scan = source.scan()
@@ -92,22 +106,26 @@ def build_dataset(
             label_map=label_map,
             progress=progress,
         )
-        rows = {row["sample_id"]: row for row in table.to_dict("records")}
-        failed = [r for r in rows.values() if r["status"] == FAILED]
+        rows = {row["sample_id"]: _clean(row) for row in table.to_dict("records")}
+        failed = [(r["sample_id"], r["reason"]) for r in rows.values() if r["status"] == FAILED]
         if failed and not options.allow_failures:
-            first = failed[0]
+            listed = "\n  ".join(f"{sample_id}: {reason}" for sample_id, reason in failed[:10])
+            more = f"\n  ... and {len(failed) - 10} more" if len(failed) > 10 else ""
             raise Fer3dError(
-                f"{name}: {len(failed)} samples failed to render (first: {first['sample_id']}: "
-                f"{first['reason']}); see {render_dir / name / 'alignment.csv'}, or pass "
-                "--allow-failures to leave them out"
+                f"{name}: {len(failed)} samples could not be read or rendered:\n  {listed}{more}"
+                f"\nsee {render_dir / name / 'alignment.csv'}, or pass --allow-failures to "
+                "leave them out"
             )
+        failures += failed
         left_out[name] = {"failed": len(failed), "excluded": len(scan.excluded)}
         for record in scan.samples:
             row = rows.get(record.sample_id)
             if row is None or row["status"] == FAILED:
                 continue
-            paths = output_paths(render_dir / name, record.sample_id)
-            entries.append(_Entry(record, Path(root), row, paths["rgb"], paths["depth"]))
+            out_dir = render_dir / name
+            paths = output_paths(out_dir, record.sample_id)
+            sources = read_record(out_dir, record.sample_id)["sources"]
+            entries.append(_Entry(record, Path(root), row, paths["rgb"], paths["depth"], sources))
     _refuse_duplicates(entries)
     entries.sort(key=lambda e: e.record.sample_id)
     parameters = {
@@ -117,7 +135,8 @@ def build_dataset(
     }
     counts = _counts(entries)
     fingerprint = write_h5(out, entries, parameters, counts, options.compression, progress)
-    return BuildReport(out, fingerprint, counts, left_out)
+    flags = flag_counts((e.record.dataset, e.row["status"], e.row.get("flags")) for e in entries)
+    return BuildReport(out, fingerprint, counts, left_out, failures, flags)
 
 
 def _refuse_duplicates(entries: list[_Entry]) -> None:
@@ -200,7 +219,7 @@ def _write_columns(h5: h5py.File, entries: list[_Entry], labels: np.ndarray) -> 
     h5.create_dataset(
         "intensity", data=np.array([e.record.intensity for e in entries], np.int8), **plain
     )
-    iou = [float(e.row.get("iou", np.nan)) for e in entries]
+    iou = [_number(e.row.get("iou")) for e in entries]
     h5.create_dataset("iou", data=np.array(iou, np.float32), **plain)
     text = {
         "sample_id": [e.record.sample_id for e in entries],
@@ -208,8 +227,10 @@ def _write_columns(h5: h5py.File, entries: list[_Entry], labels: np.ndarray) -> 
         "subject": [e.record.subject for e in entries],
         "code": [e.record.code for e in entries],
         "sex": [e.record.sex or "" for e in entries],
-        "alignment": [json.dumps(_clean(e.row), sort_keys=True) for e in entries],
-        "sources": [json.dumps(_sources(e), sort_keys=True) for e in entries],
+        "status": [e.row["status"] for e in entries],
+        "flags": [e.row.get("flags") or "" for e in entries],
+        "alignment": [json.dumps(e.row, sort_keys=True) for e in entries],
+        "sources": [json.dumps(e.sources, sort_keys=True) for e in entries],
     }
     for name, values in text.items():
         encoded = [v.encode("utf-8") for v in values]
@@ -219,16 +240,10 @@ def _write_columns(h5: h5py.File, entries: list[_Entry], labels: np.ndarray) -> 
 
 
 def _clean(row: dict) -> dict:
-    """JSON-safe alignment row: NaN becomes null."""
-    return {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in row.items()}
+    """JSON-safe alignment row: NaN and infinities (and the empty cells of columns other
+    datasets fill) become null."""
+    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in row.items()}
 
 
-def _sources(entry: _Entry) -> dict:
-    """Provenance: every raw file's path relative to its dataset root, and its sha256."""
-    return {
-        role: {
-            "path": path.relative_to(entry.root).as_posix(),
-            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-        }
-        for role, path in sorted(entry.record.files.items())
-    }
+def _number(value) -> float:
+    return np.nan if value is None else float(value)

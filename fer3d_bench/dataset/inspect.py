@@ -13,8 +13,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from fer3d_bench.dataset.flags import describe_flags, flag_counts  # noqa: E402
 from fer3d_bench.dataset.reader import H5Dataset  # noqa: E402
 from fer3d_bench.io import save_figure  # noqa: E402
+from fer3d_bench.render.overlay import QA_COUNT, Panel, draw_panels, qa_title, worst_first  # noqa: E402
 
 
 def describe(path: Path) -> str:
@@ -35,9 +37,33 @@ def describe(path: Path) -> str:
         )
         table = pd.crosstab(frame["dataset"], frame["class"], margins=True, margins_name="total")
         table = table.reindex(columns=[*data.classes, "total"], fill_value=0)
+        flags = flag_counts(zip(data.datasets, data.statuses, data.flags, strict=True))
     lines += ["", "Samples per dataset and class:"]
     lines += [f"  {line}" for line in table.to_string().splitlines()]
+    lines += ["", "Alignment (flagged samples are kept; see the QA sheets):"]
+    lines += [f"  {line}" for line in describe_flags(flags)]
     return "\n".join(lines)
+
+
+def qa_sheets(path: Path, folder: Path, count: int = QA_COUNT) -> list[Path]:
+    """Per dataset, the `count` worst-aligned samples with the figure that ranks each:
+    `<name>_qa_<dataset>.png`."""
+    written = []
+    with H5Dataset(path) as data:
+        rows = pd.DataFrame(data.column("alignment"))
+        rows["sample_id"], rows["status"] = data.sample_ids, data.statuses
+        for name in sorted(set(data.datasets)):
+            subset = rows[data.datasets == name]
+            worst = worst_first(subset).head(count)
+            panels = []
+            for index, row in worst.iterrows():
+                sample = data[int(index)]
+                panels.append(Panel(sample.rgb, sample.depth, qa_title(row)))
+            flagged = int((subset["status"] != "ok").sum())
+            heading = f"{name}: {len(panels)} worst-aligned of {len(subset)} ({flagged} flagged)"
+            target = folder / f"{path.stem}_qa_{name}.png"
+            written.append(draw_panels(panels, target, heading=heading))
+    return written
 
 
 def contact_sheet(path: Path, target: Path, per_class: int = 2) -> Path:

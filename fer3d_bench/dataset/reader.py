@@ -16,6 +16,7 @@ import numpy as np
 
 from fer3d_bench.dataset.schema import SCHEMA_VERSION
 from fer3d_bench.errors import Fer3dError
+from fer3d_bench.render.layout import OK
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,19 @@ class H5Dataset:
         self.datasets = np.array(_strings(h5["dataset"]))
         self.subjects = np.array(_strings(h5["subject"]))
         self.labels = h5["label"][()].astype(np.int64)
+        self.statuses, self.flags = self._quality(h5)
+        self.flagged = self.statuses != OK  # aligned worse than its bar, kept
         self._index = {sample_id: i for i, sample_id in enumerate(self.sample_ids)}
+
+    def _quality(self, h5: h5py.File) -> tuple[np.ndarray, np.ndarray]:
+        """Status and failed checks per sample; a 1.0 file keeps them in its alignment JSON."""
+        if "status" in h5:
+            return np.array(_strings(h5["status"])), np.array(_strings(h5["flags"]))
+        rows = [json.loads(s) for s in _strings(h5["alignment"])]
+        return (
+            np.array([row.get("status", "ok") for row in rows]),
+            np.array([row.get("flags") or "" for row in rows]),
+        )
 
     def _h5(self) -> h5py.File:
         if self._file is None or self._pid != os.getpid():
@@ -95,8 +108,10 @@ class H5Dataset:
         dataset: str | None = None,
         label: str | int | None = None,
         subject: str | None = None,
+        status: str | None = None,
     ) -> np.ndarray:
-        """Indices of the samples that match every filter given."""
+        """Indices of the samples that match every filter given (`status`: "ok" or
+        "low-quality")."""
         keep = np.ones(len(self), dtype=bool)
         if dataset is not None:
             keep &= self.datasets == dataset
@@ -104,6 +119,8 @@ class H5Dataset:
             keep &= self.labels == (self.classes.index(label) if isinstance(label, str) else label)
         if subject is not None:
             keep &= self.subjects == subject
+        if status is not None:
+            keep &= self.statuses == status
         return np.flatnonzero(keep)
 
     def column(self, name: str) -> list:

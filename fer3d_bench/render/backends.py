@@ -102,6 +102,10 @@ class DepthRenderer(ABC):
         """(H, W) float64: the mesh z (mm) of the surface nearest the viewer (largest z)
         whose orthographic projection covers each pixel centre; NaN where no surface."""
 
+    def silhouette(self, vertices: np.ndarray, faces: np.ndarray, camera: OrthoCamera):
+        """(H, W) bool: the pixels whose centre some face covers (where `render` is finite)."""
+        return np.isfinite(self.render(vertices, faces, camera))
+
     def close(self) -> None:  # noqa: B027 - a no-op unless a backend holds resources
         """Free what the backend holds; the renderer is unusable afterwards."""
 
@@ -123,9 +127,9 @@ class PyrenderDepthRenderer(DepthRenderer):
 
     name = "pyrender"
 
-    def __init__(self, width: int, height: int):
+    def __init__(self, width: int, height: int, before_torch: bool = True):
         super().__init__(width, height)
-        pyrender = _import_pyrender()
+        pyrender = _import_pyrender(before_torch)
         self._pyrender = pyrender
         self._renderer = pyrender.OffscreenRenderer(self.width, self.height)
         self._scene = pyrender.Scene()
@@ -135,18 +139,25 @@ class PyrenderDepthRenderer(DepthRenderer):
         self._flags = flags.DEPTH_ONLY | flags.SKIP_CULL_FACES  # culls anyway: see _facing_viewer
 
     def render(self, vertices: np.ndarray, faces: np.ndarray, camera: OrthoCamera) -> np.ndarray:
+        frame, raw = self._draw(vertices, faces, camera)
+        depth = _orthographic_depth(raw, self._camera.znear, self._camera.zfar)
+        return frame.z_top - depth
+
+    def silhouette(self, vertices: np.ndarray, faces: np.ndarray, camera: OrthoCamera):
+        return self._draw(vertices, faces, camera)[1] > 0  # no depth conversion needed
+
+    def _draw(self, vertices, faces, camera) -> tuple[_Frame, np.ndarray]:
+        """The mesh drawn through `camera`: its frame and pyrender's depth (0 = no surface)."""
         if self._renderer is None:
             raise RuntimeError("renderer is closed")
         frame = _frame(vertices, faces, camera, self.width, self.height)
-        znear, zfar = frame.margin, frame.z_span + 3 * frame.margin
-        self._camera.znear, self._camera.zfar = znear, zfar
+        self._camera.znear, self._camera.zfar = frame.margin, frame.z_span + 3 * frame.margin
         node = self._scene.add(self._mesh(frame))
         try:
             raw = self._renderer.render(self._scene, flags=self._flags)
         finally:
             self._scene.remove_node(node)  # its GL buffers are freed on the next render
-        depth = _orthographic_depth(raw, znear, zfar)
-        return frame.z_top - depth
+        return frame, raw
 
     def _mesh(self, frame: _Frame):
         """A bare primitive: going through trimesh would cost more than the render itself."""
@@ -164,15 +175,16 @@ class PyrenderDepthRenderer(DepthRenderer):
             self._renderer = None
 
 
-def _import_pyrender():
-    """pyrender, loaded after triton when triton is installed.
+def _import_pyrender(before_torch: bool = True):
+    """pyrender, loaded after triton when triton is installed and torch may come later.
 
     Mesa's OSMesa (llvmpipe, the system libLLVM) and triton (which torch brings, with its own
     LLVM) crash the process with a segmentation fault when triton is loaded second, e.g. by
     `import torchvision` after a render. Loaded first, triton and Mesa work side by side, so a
-    process can render and train.
+    process can render and train. A process that only renders (`before_torch=False`, such as a
+    render-depth worker) skips that import.
     """
-    if importlib.util.find_spec("triton") is not None:
+    if before_torch and importlib.util.find_spec("triton") is not None:
         importlib.import_module("triton")
     import pyrender
 
@@ -240,9 +252,15 @@ class Open3dDepthRenderer(DepthRenderer):
         return slice(r0, r1 + 1), slice(c0, c1 + 1)
 
 
-def make_renderer(backend: str, width: int, height: int) -> DepthRenderer:
-    """The renderer named `backend` ("pyrender" or "open3d") for width x height images."""
-    classes = {"pyrender": PyrenderDepthRenderer, "open3d": Open3dDepthRenderer}
-    if backend not in classes:
-        raise ValueError(f"unknown depth backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
-    return classes[backend](width, height)
+def make_renderer(
+    backend: str, width: int, height: int, before_torch: bool = True
+) -> DepthRenderer:
+    """The renderer named `backend` ("pyrender" or "open3d") for width x height images.
+
+    `before_torch=False` promises that this process will never import torch (pyrender only).
+    """
+    if backend == "pyrender":
+        return PyrenderDepthRenderer(width, height, before_torch)
+    if backend == "open3d":
+        return Open3dDepthRenderer(width, height)
+    raise ValueError(f"unknown depth backend {backend!r}; choose one of: {', '.join(BACKENDS)}")

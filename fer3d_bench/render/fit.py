@@ -27,16 +27,22 @@ class Moments:
     angle: float  # principal axis, radians, in the (column, row) frame
 
 
+def bright(photo: np.ndarray, threshold: int) -> np.ndarray:
+    """Pixels whose brightest channel exceeds `threshold` (numpy's max over a last axis of
+    three is an order of magnitude slower than two element-wise maxima)."""
+    return np.maximum(np.maximum(photo[..., 0], photo[..., 1]), photo[..., 2]) > threshold
+
+
 def photo_foreground(photo: np.ndarray, threshold: int = 8) -> np.ndarray:
     """The face in a black-background photo: its largest bright component, holes filled.
 
-    Taking the largest component drops stray pixels such as the yellow ones that real F2D
-    photos carry in their first column and last row.
+    Taking the largest component drops stray pixels such as the ones that real F2D photos carry
+    along their borders.
     """
-    bright = photo.max(axis=2) > threshold
-    labels, count = ndimage.label(bright)
+    lit = bright(photo, threshold)
+    labels, count = ndimage.label(lit)
     if count == 0:
-        return bright
+        return lit
     sizes = np.bincount(labels.ravel())
     sizes[0] = 0
     face = labels == sizes.argmax()
@@ -66,6 +72,26 @@ def mask_moments(mask: np.ndarray) -> Moments:
     mu11 = rows @ m @ cols / area - cx * cy
     angle = 0.5 * np.arctan2(2 * mu11, mu20 - mu02)
     return Moments(float(area), np.array([cx, cy]), float(angle))
+
+
+COARSE = 2  # the fit's silhouette is rendered at 1/COARSE of the photo's resolution
+
+
+def coarse_size(width: int, height: int) -> tuple[int, int]:
+    """Width and height of the coarse image that covers a width x height photo."""
+    return -(-width // COARSE), -(-height // COARSE)
+
+
+def coarse_camera(camera: OrthoCamera) -> OrthoCamera:
+    """The camera of the coarse image: its pixel (i, j) covers photo pixels COARSE*i ...
+    COARSE*i + COARSE-1, so its centre lies at photo coordinate COARSE*i + (COARSE-1)/2."""
+    shift = (COARSE - 1) / 2
+    return OrthoCamera(
+        camera.scale / COARSE,
+        (camera.tx - shift) / COARSE,
+        (camera.ty - shift) / COARSE,
+        camera.rotation,
+    )
 
 
 def initial_camera(vertices: np.ndarray, photo_mask: np.ndarray) -> OrthoCamera:
@@ -110,19 +136,18 @@ def refine_on_outline(
 ) -> OrthoCamera:
     """Pull the silhouette's outline onto the photo's outline: robust least squares, sub-pixel.
 
-    Both masks are blurred alike; each outline point of the rendered silhouette must find in the
+    Both masks are blurred alike (the same width in millimetres, whatever the resolution the
+    silhouette was rendered at); each outline point of the rendered silhouette must find in the
     photo the blurred value it has in its own silhouette. Agreement of the two silhouettes makes
     every residual zero, with no half-pixel bias from where an outline is taken to lie.
     """
     box = _box(rendered, _BAND)
-    own = ndimage.gaussian_filter(rendered[box].astype(np.float32), blur, truncate=3.0)
-    rows, cols = np.nonzero(_inner_border(rendered[box]))
+    rows, cols = np.nonzero(_outline(rendered[box]))
     if len(rows) < 10:
         return camera
     step = max(1, len(rows) // max_points)
-    rows, cols = rows[::step], cols[::step]
-    target = own[rows, cols]
-    rows, cols = rows + box[0].start, cols + box[1].start
+    rows, cols = rows[::step] + box[0].start, cols[::step] + box[1].start
+    target = _blurred_at(rendered, rows, cols, blur * at.scale / camera.scale)
     points = np.column_stack([(cols - at.tx) / at.scale, -(rows - at.ty) / at.scale])
     band = _box(photo_mask, _BAND + int(4 * blur))
     field = ndimage.gaussian_filter(photo_mask[band].astype(np.float32), blur, truncate=3.0)
@@ -153,17 +178,39 @@ def refine_on_outline(
         return np.column_stack(columns)
 
     start = [camera.scale, camera.tx, camera.ty] + ([camera.rotation] if fit_rotation else [])
-    fit = optimize.least_squares(
-        residuals, start, jac=jacobian, loss="soft_l1", f_scale=0.1, x_scale="jac"
+    fit = optimize.least_squares(  # tolerances relative to the parameters: 1e-6 of a
+        residuals,  # ~250 px offset is far below what the silhouettes can tell apart
+        start,
+        jac=jacobian,
+        loss="soft_l1",
+        f_scale=0.1,
+        x_scale="jac",
+        xtol=1e-6,
+        ftol=1e-6,
     )
     return unpack(fit.x)
 
 
-def _inner_border(mask: np.ndarray) -> np.ndarray:
-    """Mask pixels with at least one 4-neighbour outside the mask."""
+def _blurred_at(mask: np.ndarray, rows: np.ndarray, cols: np.ndarray, sigma: float):
+    """The Gaussian-blurred mask (as scipy's gaussian_filter, truncated at 3 sigma) at the given
+    pixels only: a few hundred weighted sums instead of blurring the whole image."""
+    radius = int(3.0 * sigma + 0.5)
+    taps = np.arange(-radius, radius + 1, dtype=np.float64)
+    kernel = np.exp(-0.5 * (taps / sigma) ** 2)
+    kernel /= kernel.sum()
+    padded = np.pad(mask.astype(np.float64), radius)
+    windows = np.lib.stride_tricks.sliding_window_view(padded, (2 * radius + 1,) * 2)
+    return np.einsum("nij,i,j->n", windows[rows, cols], kernel, kernel)
+
+
+def _outline(mask: np.ndarray) -> np.ndarray:
+    """The pixels on both sides of the mask's outline: in the mask with a 4-neighbour outside
+    it, or outside with a 4-neighbour in it."""
     padded = np.pad(mask, 1)
-    interior = padded[:-2, 1:-1] & padded[2:, 1:-1] & padded[1:-1, :-2] & padded[1:-1, 2:]
-    return mask & ~interior
+    up, down, left, right = padded[:-2, 1:-1], padded[2:, 1:-1], padded[1:-1, :-2], padded[1:-1, 2:]
+    inside_edge = mask & ~(up & down & left & right)
+    outside_edge = ~mask & (up | down | left | right)
+    return inside_edge | outside_edge
 
 
 def silhouette_iou(a: np.ndarray, b: np.ndarray) -> float:

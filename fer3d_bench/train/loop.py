@@ -138,6 +138,7 @@ class TrainResult:
     checkpoint: Path
     val_accuracy: float
     predictions: dict[str, int]  # sample id -> predicted class index (validation)
+    left_out: list[str] = field(default_factory=list)  # flagged training samples not used
 
 
 def train(
@@ -153,6 +154,7 @@ def train(
     progress: bool = True,
     stop_after: int | None = None,
     classes: Sequence[str] | None = None,
+    exclude_flagged: bool = False,
 ) -> TrainResult:
     """Train on `train_indices`, validate on `val_indices` each epoch; resume from `out`.
 
@@ -160,12 +162,22 @@ def train(
     checkpoint a later call resumes from. `classes` (names, default all the dataset's) sets the
     classifier's outputs: a six-class protocol gets a six-way classifier, so it can never
     predict a class the protocol leaves out. Predictions are dataset class indices either way.
+    `exclude_flagged` leaves the training samples flagged low-quality by render-depth out (the
+    test samples stay the protocol's); their ids are returned in `left_out`.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     dev = pick_device(device)
     torch.manual_seed(config.seed)
     data = H5Dataset(data_path)
+    left_out: list[str] = []
+    if exclude_flagged:
+        flagged = data.flagged[train_indices]
+        left_out = sorted(data.sample_ids[i] for i in np.asarray(train_indices)[flagged])
+        train_indices = np.asarray(train_indices)[~flagged]
+        if not len(train_indices):
+            data.close()
+            raise Fer3dError("every training sample of this fold is flagged low-quality")
     names = list(data.classes) if classes is None else list(classes)
     outputs, label_map = _class_outputs(data, names, train_indices, val_indices)
     norm = fold_statistics(data, train_indices)
@@ -280,7 +292,7 @@ def train(
         _, predictions = evaluate(model, val_set, data, config, dev, layout, outputs)
     data.close()
     final = state["history"][-1]["val_accuracy"] if state["history"] else float("nan")
-    return TrainResult(state["history"], checkpoint, final, predictions)
+    return TrainResult(state["history"], checkpoint, final, predictions, left_out)
 
 
 def one_cycle(optimizer, max_lrs: list[float], steps: int, config: TrainConfig):

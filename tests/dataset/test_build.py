@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from PIL import Image
+from truth import planted as planted_ids
 
 from fer3d_bench.cli import main
 from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.dataset.build import BuildOptions, _Entry, _refuse_duplicates, build_dataset
 from fer3d_bench.errors import DatasetNotFoundError, Fer3dError
-from fer3d_bench.render.run import output_paths
+from fer3d_bench.render.layout import output_paths
 
 SIZE = 48
 
@@ -41,20 +42,45 @@ def test_file_holds_every_usable_sample_with_provenance(built):
         sample = data.by_id("bosphorus:bs000_LFAU_12_0")
         assert data.classes[sample.label] == "happiness" and sample.subject == "bosphorus:bs000"
         assert sample.rgb.shape == (SIZE, SIZE, 3) and sample.depth.dtype == np.uint16
-        sources = data.column("sources")[data.index_of("bu3dfe:F0001_NE00")]
+        ok = next(i for i in data.indices(dataset="bu3dfe") if not data.flagged[i])
+        sources = data.column("sources")[ok]
         assert set(sources) == {"mesh", "texture", "landmarks", "photo"}
         mesh = roots["bu3dfe"] / sources["mesh"]["path"]
         assert sources["mesh"]["sha256"] == hashlib.sha256(mesh.read_bytes()).hexdigest()
-        alignment = data.column("alignment")[data.index_of("bu3dfe:F0001_NE00")]
+        alignment = data.column("alignment")[ok]
         assert alignment["method"] == "ortho-fit" and alignment["iou"] > 0.99
         intensity = data.column("intensity")
         assert intensity[data.index_of("bu3dfe:F0001_AN03")] == 3
         assert intensity[data.index_of("cald3r:F_001_0001_anger")] == -1
         attrs = data.attributes()
-        assert attrs["schema_version"] == "1.0.0"
+        assert attrs["schema_version"] == "1.1.0"
         assert json.loads(attrs["build_parameters"])["options"]["size"] == SIZE
         assert json.loads(attrs["depth_convention"])["step_mm"] == 0.0025
         assert attrs["fingerprint"] == report.fingerprint
+
+
+def test_flagged_samples_are_kept_with_their_status_and_counted(built):
+    """The planted misalignments are kept, flagged in a column of their own; nothing else is."""
+    base, roots, report = built
+    truth = json.loads((base / "sample" / "ground_truth.json").read_text())
+    planted = {*planted_ids(truth, "bu3dfe"), *planted_ids(truth, "bosphorus")}
+    assert planted
+    with H5Dataset(base / "merged.h5") as data:
+        flagged = {data.sample_ids[i] for i in np.flatnonzero(data.flagged)}
+        assert flagged == planted
+        assert set(data.statuses) == {"ok", "low-quality"}
+        assert list(data.indices(status="low-quality")) == sorted(data.index_of(s) for s in planted)
+        flags = dict(zip(data.sample_ids, data.flags, strict=True))
+        for sample_id in planted:  # BU-3DFE: rotated photos, which neither outline nor texture fit
+            bu = sample_id.startswith("bu3dfe")
+            expected = "silhouette-iou;texture-agreement" if bu else "landmark-offset"
+            assert flags[sample_id] == expected
+        assert all(flags[s] == "" for s in data.sample_ids if s not in planted)
+    bu, bos = report.flags["bu3dfe"], report.flags["bosphorus"]
+    assert bu["flagged"] == sum(s.startswith("bu3dfe") for s in planted)
+    assert bu["checks"] == {"silhouette-iou": bu["flagged"], "texture-agreement": bu["flagged"]}
+    assert bos["flagged"] == sum(s.startswith("bosphorus") for s in planted)
+    assert report.flags["cald3r"]["flagged"] == 0
 
 
 def test_pixels_equal_the_render_depth_output(built):
@@ -156,7 +182,7 @@ def test_bad_roots_and_outputs(built, tmp_path):
 
 def test_duplicate_sample_ids_are_refused(tmp_path):
     record = type("R", (), {"sample_id": "bu3dfe:F0001_NE00"})
-    entries = [_Entry(record, tmp_path / root, {}, Path(), Path()) for root in ("a", "b")]
+    entries = [_Entry(record, tmp_path / root, {}, Path(), Path(), {}) for root in ("a", "b")]
     with pytest.raises(Fer3dError, match="two sources yield the sample id bu3dfe:F0001_NE00"):
         _refuse_duplicates(entries)
 
@@ -170,11 +196,14 @@ def test_failed_samples_stop_the_build_unless_allowed(built, tmp_path):
     runner = CliRunner()
     args = ["build-dataset", "--bu3dfe", str(root), "--out", str(out), "--size", str(SIZE)]
     result = runner.invoke(main, args)
-    assert result.exit_code == 1 and "1 samples failed to render" in result.output
+    assert result.exit_code == 1 and "1 samples could not be read or rendered" in result.output
+    assert "bu3dfe:F0001_HA02: " in result.output and "image does not decode" in result.output
     assert not out.exists()
     result = runner.invoke(main, [*args, "--allow-failures"])
     assert result.exit_code == 0, result.output
     assert "left out 0 excluded, 1 failed" in result.output
+    assert "left out (failed to render): bu3dfe:F0001_HA02: " in result.output
+    assert "samples flagged low-quality and kept (silhouette-iou" in result.output
     assert "fingerprint" in result.output
     with H5Dataset(out) as data:
         assert len(data) == 24 and "bu3dfe:F0001_HA02" not in data.sample_ids
@@ -186,9 +215,49 @@ def test_inspect_prints_schema_and_writes_pictures(built, tmp_path):
         main, ["inspect", str(base / "merged.h5"), "--figures", str(tmp_path)]
     )
     assert result.exit_code == 0, result.output
-    assert "schema_version: 1.0.0" in result.output
+    assert "schema_version: 1.1.0" in result.output
     assert "/rgb" in result.output and "chunks (1, 48, 48, 3)" in result.output
     assert "bu3dfe" in result.output and "total" in result.output
-    for name in ("merged_contact.png", "merged_classes.png"):
+    flagged = "bu3dfe: 2 of 25 samples flagged low-quality and kept (silhouette-iou 2, texture-"
+    assert flagged + "agreement 2)" in result.output
+    assert "cald3r: all 7 samples aligned within their bars" in result.output
+    names = ["merged_contact.png", "merged_classes.png"]
+    names += [f"merged_qa_{d}.png" for d in ("bosphorus", "bu3dfe", "cald3r", "mend3s")]
+    for name in names:
+        assert f"wrote {tmp_path / name}" in result.output
         with Image.open(tmp_path / name) as picture:
             assert picture.size[0] > 300
+
+
+def test_a_changed_raw_file_is_rendered_again_and_the_build_matches_a_fresh_one(
+    tiny_sample, tmp_path
+):
+    """Reuse is keyed on the raw files too: otherwise the file would record the new file's hash
+    beside the old file's pixels, and the same inputs could give two different files."""
+    _, roots = tiny_sample
+    root = tmp_path / "bu"
+    (root / "F0001").mkdir(parents=True)
+    for path in (roots["bu3dfe"] / "F0001").glob("F0001_HA0[34]*"):
+        shutil.copy(path, root / "F0001" / path.name)
+    options, render = BuildOptions(size=SIZE), tmp_path / "render"
+    build_dataset({"bu3dfe": root}, tmp_path / "a.h5", options, render_dir=render, progress=False)
+    photo = next(root.glob("F0001/F0001_HA03*_F2D.bmp"))
+    pixels = np.asarray(Image.open(photo))
+    Image.fromarray(np.roll(pixels, (7, -5), axis=(0, 1))).save(photo, format="BMP")
+    untouched = output_paths(render / "bu3dfe", "bu3dfe:F0001_HA04")["rgb"].stat().st_mtime_ns
+    build_dataset({"bu3dfe": root}, tmp_path / "b.h5", options, render_dir=render, progress=False)
+    fresh = tmp_path / "fresh.h5"
+    build_dataset({"bu3dfe": root}, fresh, options, render_dir=tmp_path / "new", progress=False)
+    assert (tmp_path / "b.h5").read_bytes() == fresh.read_bytes()
+    assert (tmp_path / "a.h5").read_bytes() != fresh.read_bytes()
+    assert output_paths(render / "bu3dfe", "bu3dfe:F0001_HA04")["rgb"].stat().st_mtime_ns == (
+        untouched
+    )  # the unchanged sample was reused
+    with H5Dataset(tmp_path / "b.h5") as data:
+        sources = data.column("sources")[data.index_of("bu3dfe:F0001_HA03")]
+        assert sources["photo"]["sha256"] == hashlib.sha256(photo.read_bytes()).hexdigest()
+        alignment = data.column("alignment")[data.index_of("bu3dfe:F0001_HA03")]
+    with H5Dataset(tmp_path / "a.h5") as before:
+        moved = before.column("alignment")[before.index_of("bu3dfe:F0001_HA03")]
+    assert alignment["tx"] == pytest.approx(moved["tx"] - 5, abs=0.5)
+    assert alignment["ty"] == pytest.approx(moved["ty"] + 7, abs=0.5)

@@ -185,6 +185,7 @@ def test_camera_moves_silhouette_as_projected(renderer, camera):
     vertices, faces = disk(centre, radius)
     mask = np.isfinite(renderer.render(vertices, faces, camera))
     assert not (mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+    np.testing.assert_array_equal(renderer.silhouette(vertices, faces, camera), mask)
 
     rows, cols = np.nonzero(mask)
     expected_col, expected_row = camera.project(centre[None])[0]

@@ -51,7 +51,7 @@ def test_failures_are_reported_and_the_run_goes_on(broken_tree, tmp_path):
     out = tmp_path / "out"
     result = run("render-depth", broken_tree, "--dataset", "bu3dfe", "--out", out, "--size", 64)
     assert result.exit_code == 1
-    assert "4 samples failed or aligned badly" in result.output
+    assert "3 samples failed to render" in result.output
     table = pd.read_csv(out / "alignment.csv").set_index("sample_id")
     status = table["status"].to_dict()
     assert status == {
@@ -80,7 +80,18 @@ def test_failures_are_reported_and_the_run_goes_on(broken_tree, tmp_path):
         64,
         "--allow-failures",
     )
-    assert again.exit_code == 0, again.output
+    assert again.exit_code == 0, again.output  # the flagged sample is kept, not a failure
+    assert "low-quality: bu3dfe:F0001_AN04: silhouette IoU" in again.output
+    strict = run(
+        "render-depth", broken_tree, "--dataset", "bu3dfe", "--out", out, "--size", 64,
+        "--allow-failures", "--strict",
+    )  # fmt: skip
+    assert strict.exit_code == 1 and "1 samples aligned badly (--strict" in strict.output
+    table = pd.read_csv(out / "alignment.csv").set_index("sample_id")
+    assert table.loc["bu3dfe:F0001_AN04", "flags"] == "silhouette-iou;texture-agreement"
+    ratio = table["qa_ratio"]
+    assert ratio["bu3dfe:F0001_AN04"] > 1 > ratio["bu3dfe:F0001_NE00"]
+    assert (out / "qa_worst.png").is_file()
 
 
 def test_a_grid_without_face_points_fails_cleanly(tmp_path):
