@@ -19,7 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-from fer3d_bench.sample.common import Options, Plant, rng_for, save_rgb, uniform, write_text
+from fer3d_bench.sample.common import (
+    Options,
+    Plant,
+    planted_scans,
+    rng_for,
+    save_rgb,
+    uniform,
+    write_text,
+)
 from fer3d_bench.sample.face import (
     Face,
     Grid,
@@ -324,11 +332,7 @@ def plan(seed: int, all_scans: list[BosphorusScan], misaligned: int) -> dict:
     """{scan: Plant} for `misaligned` scans of a mapped class (never an excluded kind), chosen
     by a named RNG over the whole dataset; kinds follow PLANT_KINDS in turn."""
     mapped = [s for s in all_scans if SCAN_KINDS[s.kind][0] is not None]
-    if not mapped:
-        return {}
-    rng = rng_for(seed, DATASET, "misaligned")
-    picks = rng.choice(len(mapped), min(misaligned, len(mapped)), replace=False)
-    chosen = [mapped[int(i)] for i in picks]
+    chosen = planted_scans(seed, DATASET, mapped, misaligned)
     plants = {}
     for k, scan in enumerate(chosen):
         kind = PLANT_KINDS[k % len(PLANT_KINDS)]

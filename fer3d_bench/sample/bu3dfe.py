@@ -22,7 +22,15 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fer3d_bench.sample.common import Options, Plant, rng_for, save_rgb, uniform, write_text
+from fer3d_bench.sample.common import (
+    Options,
+    Plant,
+    planted_scans,
+    rng_for,
+    save_rgb,
+    uniform,
+    write_text,
+)
 from fer3d_bench.sample.face import Face, Grid, landmarks, make_face, photo, sample_identity
 
 DATASET = "bu3dfe"
@@ -694,11 +702,7 @@ def plan(seed: int, all_scans: list[BuScan], misaligned: int) -> dict:
     """{scan: Plant} for `misaligned` scans chosen by a named RNG over the whole dataset; kinds
     follow PLANT_KINDS in turn. A swap copies the same expression code of the next subject
     (in list order, wrapping) that is not planted itself; with no such subject it is rotated."""
-    if not all_scans:
-        return {}
-    rng = rng_for(seed, DATASET, "misaligned")
-    picks = rng.choice(len(all_scans), min(misaligned, len(all_scans)), replace=False)
-    chosen = [all_scans[int(i)] for i in picks]
+    chosen = planted_scans(seed, DATASET, all_scans, misaligned)
     plants = {}
     for k, scan in enumerate(chosen):
         kind = PLANT_KINDS[k % len(PLANT_KINDS)]

@@ -69,3 +69,13 @@ class Options:
 
     exact: bool
     plant: Plant | None = None
+
+
+def planted_scans(seed: int, dataset: str, eligible: list, count: int) -> list:
+    """`count` of the `eligible` scans, drawn by an RNG named for the dataset's misalignments,
+    so the choice depends on the configuration only."""
+    if not eligible:
+        return []
+    rng = rng_for(seed, dataset, "misaligned")
+    picks = rng.choice(len(eligible), min(count, len(eligible)), replace=False)
+    return [eligible[int(i)] for i in picks]
