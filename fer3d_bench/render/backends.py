@@ -252,6 +252,14 @@ class Open3dDepthRenderer(DepthRenderer):
         return slice(r0, r1 + 1), slice(c0, c1 + 1)
 
 
+def load_backend(backend: str, before_torch: bool = True) -> None:
+    """Import what `backend` renders with (a second or more), before the first render needs it."""
+    if backend == "pyrender":
+        _import_pyrender(before_torch)
+    elif backend == "open3d":
+        importlib.import_module("open3d")
+
+
 def make_renderer(
     backend: str, width: int, height: int, before_torch: bool = True
 ) -> DepthRenderer:

@@ -38,6 +38,7 @@ from fer3d_bench.render.worker import (
     sha256_file,
     source_hashes,
     start_worker,
+    worker_ready,
 )
 from fer3d_bench.sources import SampleRecord
 from fer3d_bench.taxonomy import CLASSES
@@ -112,8 +113,9 @@ def _run(job: Job, todo: list[SampleRecord], out: Path, options, workers: int) -
 
 
 def _shared(local: Worker, job: Job, todo, out: Path, options, helpers: int) -> Iterator[dict]:
-    """Samples go out one at a time, at most two ahead per helper, so that none waits idle
-    while another holds a queue of its own; what is left when they are busy is done here."""
+    """Spawned helpers take samples only once they have started (which takes seconds), then
+    one at a time and at most two ahead each, so none waits idle while another holds a queue;
+    this process renders whatever is left meanwhile. A short queue is done here alone."""
     queue = deque(todo)
     # spawn, not fork: a forked child inherits OpenGL and open3d thread state and can hang
     context = multiprocessing.get_context("spawn")
@@ -121,9 +123,12 @@ def _shared(local: Worker, job: Job, todo, out: Path, options, helpers: int) -> 
         helpers, mp_context=context, initializer=start_worker, initargs=(job, options)
     )
     try:
-        running: set = set()
+        starting = {pool.submit(worker_ready) for _ in range(helpers)}
+        ready, running = 0, set()
         while queue or running:
-            while queue and len(running) < 2 * helpers:
+            ready += sum(1 for future in starting if future.done())
+            starting = {future for future in starting if not future.done()}
+            while queue and len(running) < 2 * ready:
                 running.add(pool.submit(process_in_worker, queue.popleft(), out))
             if queue:
                 yield local.process(queue.popleft(), out)
@@ -136,7 +141,7 @@ def _shared(local: Worker, job: Job, todo, out: Path, options, helpers: int) -> 
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     # every result is in: let the helpers tear down (a second or more) while this one goes on
-    pool.shutdown(wait=False)
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _done_row(out: Path, root: Path, record: SampleRecord, options) -> dict | None:

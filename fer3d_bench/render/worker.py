@@ -18,7 +18,7 @@ from fer3d_bench import __version__
 from fer3d_bench.errors import Fer3dError
 from fer3d_bench.io import atomic_path
 from fer3d_bench.render import align
-from fer3d_bench.render.backends import make_renderer
+from fer3d_bench.render.backends import load_backend, make_renderer
 from fer3d_bench.render.bars import ANNOTATION_ALLOWANCE_PX, MIN_SILHOUETTE_IOU
 from fer3d_bench.render.crop import crop_pair, face_crop_box
 from fer3d_bench.render.depth import encode_depth
@@ -49,8 +49,15 @@ _worker: Worker | None = None  # one per worker process, holding its renderers
 
 
 def start_worker(job: Job, options: RenderOptions) -> None:
+    """A worker process's initializer: its Worker, with the renderer's libraries loaded."""
     global _worker
     _worker = Worker(job, options, own_process=True)
+    load_backend(options.backend, before_torch=False)
+
+
+def worker_ready() -> bool:
+    """Returns once the process that runs it has started (its initializer has run)."""
+    return _worker is not None
 
 
 def process_in_worker(record: SampleRecord, out: Path) -> dict:

@@ -2,6 +2,7 @@
 
 import json
 import shutil
+import time
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ from fer3d_bench.render.camera import OrthoCamera
 from fer3d_bench.render.layout import output_paths
 from fer3d_bench.render.overlay import worst_first
 from fer3d_bench.render.run import RenderOptions, render_dataset
+from fer3d_bench.render.worker import Worker
 
 OPTIONS = RenderOptions(size=96)
 
@@ -199,3 +201,26 @@ def test_open3d_backend_gives_the_same_alignment(sample, tmp_path):
     a = np.asarray(Image.open(output_paths(tmp_path / "o", o3d["sample_id"][0])["depth"]))
     b = np.asarray(Image.open(output_paths(tmp_path / "g", gl["sample_id"][0])["depth"]))
     assert ((a > 0) != (b > 0)).mean() < 0.005
+
+
+def test_two_workers_write_what_one_writes(bu3dfe, tmp_path, monkeypatch):
+    """With --workers 2 a spawned worker renders beside this process: the same bytes either way.
+    This process is slowed down so that the spawned one surely gets samples to render."""
+    root, _, out, table = bu3dfe
+    real, here = Worker.process, []
+
+    def slow(self, record, folder):
+        here.append(record.sample_id)
+        time.sleep(0.4)
+        return real(self, record, folder)
+
+    monkeypatch.setattr(Worker, "process", slow)
+    two = render_dataset(
+        root / "bu3dfe", "bu3dfe", tmp_path / "two", OPTIONS, workers=2, progress=False
+    )
+    assert 0 < len(here) < len(table)  # both processes rendered
+    pd.testing.assert_frame_equal(two, table)
+    for sid in table["sample_id"]:
+        for kind in ("rgb", "depth", "record"):
+            a, b = output_paths(out, sid)[kind], output_paths(tmp_path / "two", sid)[kind]
+            assert a.read_bytes() == b.read_bytes(), f"{sid} {kind}"
