@@ -74,26 +74,6 @@ def mask_moments(mask: np.ndarray) -> Moments:
     return Moments(float(area), np.array([cx, cy]), float(angle))
 
 
-COARSE = 2  # the fit's silhouette is rendered at 1/COARSE of the photo's resolution
-
-
-def coarse_size(width: int, height: int) -> tuple[int, int]:
-    """Width and height of the coarse image that covers a width x height photo."""
-    return -(-width // COARSE), -(-height // COARSE)
-
-
-def coarse_camera(camera: OrthoCamera) -> OrthoCamera:
-    """The camera of the coarse image: its pixel (i, j) covers photo pixels COARSE*i ...
-    COARSE*i + COARSE-1, so its centre lies at photo coordinate COARSE*i + (COARSE-1)/2."""
-    shift = (COARSE - 1) / 2
-    return OrthoCamera(
-        camera.scale / COARSE,
-        (camera.tx - shift) / COARSE,
-        (camera.ty - shift) / COARSE,
-        camera.rotation,
-    )
-
-
 def initial_camera(vertices: np.ndarray, photo_mask: np.ndarray) -> OrthoCamera:
     """A first guess from bounding boxes: good to a few percent, enough to render a silhouette."""
     rows, cols = _box(photo_mask, 0)

@@ -47,7 +47,7 @@ def draw_panels(panels: list[Panel], target: Path, columns: int = 4, heading: st
         ax.axis("off")
     for ax, panel in zip(axes.ravel(), panels, strict=False):
         behind = decode_depth(panel.depth)
-        ax.imshow(panel.rgb)
+        ax.imshow(panel.rgb, interpolation="nearest")  # the pixels as they are
         if np.isfinite(behind).sum() > 3:
             # isolines from every other pixel (a quarter of the work, finer than the panel is
             # shown); the face outline, which shows the alignment, from every pixel
