@@ -3,8 +3,10 @@
 import json
 import shutil
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
+from truth import planted as planted_ids
 
 from fer3d_bench import evaluate as ev
 from fer3d_bench import splits as sp
@@ -339,3 +341,15 @@ def test_exclude_flagged_trains_without_them_records_it_and_names_it(small, tmp_
     assert f"flagged samples left out of training ({len(left_out)} sample" in title
     with pytest.raises(ConfigError, match="trained without the samples flagged"):
         ev.plan(spec)  # the same folder without --exclude-flagged
+
+
+def test_the_small_sample_flags_exactly_its_planted_scans(small):
+    """Three subjects: a BU-3DFE photo turned against its mesh and one taken from another
+    subject are planted; both are flagged (the swapped one by its texture alone), no other."""
+    truth = json.loads((small / "sample" / "ground_truth.json").read_text())
+    planted = planted_ids(truth, "bu3dfe")
+    assert sorted(p["kind"] for p in planted.values()) == ["photo-rotated", "photo-swapped"]
+    with H5Dataset(small / "merged.h5") as data:
+        flags = {data.sample_ids[i]: data.flags[i] for i in np.flatnonzero(data.flagged)}
+    assert set(flags) == set(planted)
+    assert all("texture-agreement" in flags[s].split(";") for s in planted)
