@@ -261,3 +261,18 @@ def test_a_changed_raw_file_is_rendered_again_and_the_build_matches_a_fresh_one(
         moved = before.column("alignment")[before.index_of("bu3dfe:F0001_HA03")]
     assert alignment["tx"] == pytest.approx(moved["tx"] - 5, abs=0.5)
     assert alignment["ty"] == pytest.approx(moved["ty"] + 7, abs=0.5)
+
+
+def test_a_schema_1_0_file_still_reads_its_statuses(built, tmp_path):
+    """Files written before /status existed keep the status in their alignment JSON."""
+    base, _, _ = built
+    old = tmp_path / "old.h5"
+    shutil.copy(base / "merged.h5", old)
+    with h5py.File(old, "a") as h5:
+        del h5["status"], h5["flags"]
+        h5.attrs["schema_version"] = "1.0.0"
+    with H5Dataset(base / "merged.h5") as new, H5Dataset(old) as data:
+        assert data.schema_version == "1.0.0"
+        np.testing.assert_array_equal(data.statuses, new.statuses)
+        np.testing.assert_array_equal(data.flags, new.flags)
+        assert data.flagged.any()
