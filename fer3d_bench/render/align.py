@@ -247,7 +247,6 @@ def align_bosphorus(scan: BosphorusScan, allowance_px: float = ANNOTATION_ALLOWA
     rows, cols = grid.v * height, grid.u * width
     lattice = fit_lattice(valid, rows, cols)
     z = _fill_from_grid(grid.z, valid, lattice, (height, width))
-    row_step, col_step = lattice.steps
     quality: dict = {
         "grid_points": int(valid.sum()),
         "lattice_pitch_px": float(np.sqrt(abs(np.linalg.det(lattice.to_pixel[:2])))),

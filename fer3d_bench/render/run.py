@@ -35,6 +35,7 @@ from fer3d_bench.render.worker import (
     failed_row,
     open_job,
     process_in_worker,
+    read_record,
     sha256_file,
     source_hashes,
     start_worker,
@@ -149,8 +150,8 @@ def _done_row(out: Path, root: Path, record: SampleRecord, options) -> dict | No
     and its output files are intact."""
     paths = output_paths(out, record.sample_id)
     try:
-        saved = json.loads(paths["record"].read_text())
-    except (OSError, ValueError):
+        saved = read_record(out, record.sample_id)
+    except Fer3dError:  # none yet, or damaged: render it
         return None
     same = (
         saved.get("options") == asdict(options)
