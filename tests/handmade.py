@@ -1,7 +1,7 @@
 """Dataset files written by hand from the published format facts, never by the generator.
 
 The sample generator and the readers must not agree with each other by sharing code; these
-tiny files are a third, independent rendering of FORMATS.md that the reader tests parse.
+tiny files are a third, independent rendering of docs/formats.md that the reader tests parse.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def rgbd_pair(root: Path, dataset: str, class_dir: str, stem: str, depth_mode="I
     image(depth, size=(6, 6), value=4000 if depth_mode == "I;16" else 40, mode=depth_mode)
 
 
-# The real Bosphorus scan measured (FORMATS notes): a 1116 x 1398 portrait, a 186 x 233 grid, and
+# The real Bosphorus scan measured (docs/formats.md): a 1116 x 1398 portrait, a 186 x 233 grid, and
 # .lm2 points 0.4-4.2 px from their .lm3 vertex's image position, median 2.6, 7 of 22 above 3.
 REAL_SIZE = (1116, 1398)
 REAL_GAPS_PX = (0.4, 0.9, 1.3, 1.6, 1.9, 2.1, 2.2, 2.3, 2.4, 2.5, 2.55)

@@ -1,6 +1,6 @@
 """The sample generator's own promises, checked without the project's readers.
 
-Every parser here is written from FORMATS.md independently of `fer3d_bench.formats`, so the
+Every parser here is written from docs/formats.md independently of `fer3d_bench.formats`, so the
 generator is never checked against code it shares with the readers. Two tiny samples: the
 default, irregular one (image sizes, clicked landmarks, strays, planted misalignments), and an
 exact one for the properties only exact mode promises.

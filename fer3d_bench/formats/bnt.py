@@ -1,4 +1,4 @@
-"""Bosphorus `.bnt` range grids (little-endian binary; layout in shared/FORMATS.md)."""
+"""Bosphorus `.bnt` range grids (little-endian binary; layout in docs/formats.md)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ renderers.
 """
 
 # BU-3DFE: the mesh's silhouette against the F2D photo's foreground. The one real pair measured
-# matched with IoU 0.98 (FORMATS notes); the bar leaves room for hair or neck in the photo.
+# matched with IoU 0.98 (docs/formats.md); the bar leaves room for hair or neck in the photo.
 MIN_SILHOUETTE_IOU = 0.95
 
 # CalD3r & MenD3s: RGB foreground against valid depth. Sensor depth has holes and the RGB crop a
