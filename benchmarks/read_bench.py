@@ -19,6 +19,7 @@ from PIL import Image
 
 from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.dataset.build import BuildOptions, build_dataset
+from fer3d_bench.render.options import RenderOptions
 from fer3d_bench.render.run import output_paths
 from fer3d_bench.sample import SampleConfig, make_sample
 
@@ -49,14 +50,14 @@ def main() -> None:
         build_dataset(
             roots,
             tmp / "plain.h5",
-            BuildOptions(size=260, workers=2),
+            BuildOptions(render=RenderOptions(size=260), workers=2),
             render_dir=render,
             progress=False,
         )
         build_dataset(
             roots,
             tmp / "gzip.h5",
-            BuildOptions(size=260, compression="gzip"),
+            BuildOptions(render=RenderOptions(size=260), compression="gzip"),
             render_dir=render,
             progress=False,
         )

@@ -24,3 +24,11 @@ class DatasetNotFoundError(Fer3dError):
 
 class ConfigError(Fer3dError):
     """A configuration file (label map, layout patterns) is invalid."""
+
+
+class ManifestMismatch(Fer3dError):
+    """The dataset does not hold exactly what a protocol's manifest names."""
+
+
+class ReportError(Fer3dError):
+    """A run folder, a result file or the published table cannot be reported on as it stands."""

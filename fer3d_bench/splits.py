@@ -13,15 +13,22 @@ import hashlib
 import io
 import json
 import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.errors import Fer3dError
+from fer3d_bench.io import atomic_path
+from fer3d_bench.records.io import RecordError, RecordNotFound, read_json, read_toml
+from fer3d_bench.resources import manifests_dir, protocols_dir
+from fer3d_bench.sources import BU3DFE, open_source
+from fer3d_bench.taxonomy import load_label_map
 
 ALGORITHM = "sha256-rank-deal/1"
-PROTOCOLS_DIR = Path(__file__).resolve().parents[1] / "protocols"
-MANIFESTS_DIR = Path(__file__).resolve().parents[1] / "data_manifests"
+PROTOCOLS_DIR = protocols_dir()
+MANIFESTS_DIR = manifests_dir()
 _UNSAFE = re.compile(r"[/\\]|\.\.")
 
 
@@ -77,12 +84,10 @@ def load_protocol(name_or_path: str | Path, directory: Path = PROTOCOLS_DIR) -> 
     if not path.suffix:
         path = directory / f"{name_or_path}.toml"
     try:
-        data = tomllib.loads(path.read_text())
-    except FileNotFoundError:
+        data = read_toml(path, what="protocol")
+    except RecordNotFound:
         known = ", ".join(sorted(p.stem for p in directory.glob("*.toml")))
         raise Fer3dError(f"{path}: no such protocol (known: {known})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise Fer3dError(f"{path}: not valid TOML ({exc})") from None
     tuples = ("datasets", "classes", "intensities", "balance", "train_datasets", "test_datasets")
     for key in tuples:
         if key in data:
@@ -203,8 +208,6 @@ def content_hash(content: dict) -> str:
 
 def write_manifest(manifest: Manifest, directory: Path) -> list[Path]:
     """<dir>/<protocol>/<version>.json and .csv, then refresh <dir>/SHA256SUMS."""
-    from fer3d_bench.io import atomic_path
-
     content = manifest.content
     folder = directory / content["protocol"]
     folder.mkdir(parents=True, exist_ok=True)
@@ -234,8 +237,6 @@ def _csv(content: dict) -> str:
 
 
 def _write_sums(directory: Path) -> None:
-    from fer3d_bench.io import atomic_path
-
     lines = [
         f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(directory).as_posix()}"
         for p in sorted(directory.glob("*/*.*"))
@@ -248,11 +249,9 @@ def _write_sums(directory: Path) -> None:
 def read_manifest(path: Path, supported_major: int = 1) -> Manifest:
     """A manifest, refused if damaged, edited by hand, or of a newer major version."""
     try:
-        content = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ManifestError(f"{path}: manifest not found") from None
-    except json.JSONDecodeError as exc:
-        raise ManifestError(f"{path}: not valid JSON ({exc})") from None
+        content = read_json(path, what="manifest")
+    except RecordError as error:
+        raise ManifestError(str(error)) from None
     if "sha256" not in content or content_hash(content) != content["sha256"]:
         raise ManifestError(
             f"{path}: content does not match its sha256 (edited by hand or damaged); "
@@ -319,9 +318,6 @@ def verify(manifest: Manifest, protocol: Protocol, items: list[Item]) -> Verific
 
 def bu3dfe_catalogue() -> list[Item]:
     """Every BU-3DFE sample, from its published naming scheme alone (no files needed)."""
-    from fer3d_bench.sources import BU3DFE
-    from fer3d_bench.taxonomy import load_label_map
-
     codes = load_label_map().codes["bu3dfe"]
     items = []
     for subject in BU3DFE.subjects:
@@ -342,8 +338,6 @@ def bu3dfe_catalogue() -> list[Item]:
 
 
 def items_from_h5(path: Path) -> list[Item]:
-    from fer3d_bench.dataset import H5Dataset
-
     with H5Dataset(path) as data:
         intensity, sex = data.column("intensity"), data.column("sex")
         return [
@@ -361,8 +355,6 @@ def items_from_h5(path: Path) -> list[Item]:
 
 
 def items_from_root(root: Path, source: str) -> list[Item]:
-    from fer3d_bench.sources import open_source
-
     scan = open_source(source, root).scan()
     return [
         Item(s.sample_id, s.subject, s.dataset, s.label, s.intensity, s.sex or "")
@@ -399,8 +391,6 @@ def fold_indices(manifest: Manifest, data, repetition: int = 0, fold: int = 0):
 
     Raises ManifestError when the dataset lacks samples the manifest names (verify first).
     """
-    import numpy as np
-
     content = manifest.content
     if not 0 <= repetition < len(content["repetitions"]):
         raise ManifestError(f"repetition {repetition} does not exist in {content['protocol']}")

@@ -3,6 +3,7 @@
 import pytest
 
 from fer3d_bench.dataset.build import BuildOptions, build_dataset
+from fer3d_bench.render.options import RenderOptions
 from fer3d_bench.sample import SampleConfig, make_sample
 
 TINY = SampleConfig(
@@ -29,5 +30,10 @@ def tiny_sample(tmp_path_factory):
 def tiny_merged(tiny_sample):
     """(folder, roots, build report) with `folder / "merged.h5"` built at 48x48."""
     base, roots = tiny_sample
-    report = build_dataset(roots, base / "merged.h5", BuildOptions(size=TINY_SIZE), progress=False)
+    report = build_dataset(
+        roots,
+        base / "merged.h5",
+        BuildOptions(render=RenderOptions(size=TINY_SIZE)),
+        progress=False,
+    )
     return base, roots, report

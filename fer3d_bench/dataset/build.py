@@ -16,16 +16,17 @@ import h5py
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm import tqdm
 
 from fer3d_bench import __version__
 from fer3d_bench.dataset.flags import flag_counts
 from fer3d_bench.dataset.schema import SCHEMA_VERSION
 from fer3d_bench.errors import DatasetNotFoundError, Fer3dError
 from fer3d_bench.io import atomic_path
+from fer3d_bench.progress import progress as progress_bar
 from fer3d_bench.render.depth import CONVENTION
 from fer3d_bench.render.layout import FAILED, output_paths
-from fer3d_bench.render.run import RenderOptions, render_dataset
+from fer3d_bench.render.options import RenderOptions
+from fer3d_bench.render.run import render_dataset
 from fer3d_bench.render.worker import read_record
 from fer3d_bench.sources import SampleRecord, load_layout, open_source
 from fer3d_bench.taxonomy import CLASSES, class_index, load_label_map
@@ -35,11 +36,18 @@ LIBVER = ("v110", "v110")  # a fixed on-disk format: 'latest' would change with 
 
 @dataclass(frozen=True)
 class BuildOptions:
-    size: int = 260
-    backend: str = "pyrender"
+    """How to build: every render-depth option (a render folder made with other options is
+    rendered again, never silently reused), worker processes, HDF5 compression."""
+
+    render: RenderOptions = RenderOptions()  # noqa: RUF009  (frozen)
     workers: int = 1
     compression: str | None = None  # None, "gzip" or "lzf": smaller, slower to read
     allow_failures: bool = False
+
+    def as_record(self) -> dict:
+        """Flat, as the file's build_parameters record them: every render option beside ours."""
+        ours = {k: v for k, v in asdict(self).items() if k != "render"}
+        return {**asdict(self.render), **ours}
 
 
 @dataclass
@@ -100,7 +108,7 @@ def build_dataset(
             root,
             name,
             render_dir / name,
-            RenderOptions(size=options.size, backend=options.backend),
+            options.render,
             workers=options.workers,
             layout=layout,
             label_map=label_map,
@@ -129,7 +137,7 @@ def build_dataset(
     _refuse_duplicates(entries)
     entries.sort(key=lambda e: e.record.sample_id)
     parameters = {
-        "options": asdict(options),
+        "options": options.as_record(),
         "datasets": sorted(roots),
         "label_map": labels.as_dict(),
     }
@@ -181,7 +189,8 @@ def write_h5(
             "depth", (n, size, size), np.uint16, chunks=(1, size, size), **chunked
         )
         labels = np.array([class_index(e.record.label) for e in entries], np.int8)
-        for i, entry in enumerate(tqdm(entries, desc="build-dataset", disable=not progress)):
+        bar = progress_bar(entries, desc="build-dataset", unit="sample", enabled=progress)
+        for i, entry in enumerate(bar):
             pixels, relief = _load_pair(entry, size)
             rgb[i], depth[i] = pixels, relief
             digest.update(entry.record.sample_id.encode() + b"\0" + bytes([labels[i]]))

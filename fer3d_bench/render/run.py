@@ -11,11 +11,11 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pandas as pd
-from tqdm import tqdm
 
 from fer3d_bench import __version__
 from fer3d_bench.errors import Fer3dError
 from fer3d_bench.io import atomic_path
+from fer3d_bench.progress import progress as progress_bar
 from fer3d_bench.render.depth import CONVENTION
 from fer3d_bench.render.layout import (
     ALIGNMENT_CSV,
@@ -27,10 +27,10 @@ from fer3d_bench.render.layout import (
     SUMMARY_JSON,
     output_paths,
 )
+from fer3d_bench.render.options import RenderOptions
 from fer3d_bench.render.overlay import contact_sheet, qa_sheet
 from fer3d_bench.render.worker import (
     Job,
-    RenderOptions,
     Worker,
     failed_row,
     open_job,
@@ -74,8 +74,8 @@ def render_dataset(
             todo.append(record)
         else:
             rows.append(done)
-    bar = tqdm(total=len(todo), desc=f"render-depth {dataset}", unit="sample", disable=not progress)
-    with bar:
+    desc = f"render-depth {dataset}"
+    with progress_bar(total=len(todo), desc=desc, unit="sample", enabled=progress) as bar:
         for row in _run(job, todo, out, options, workers):
             rows.append(row)
             bar.update()

@@ -19,22 +19,12 @@ from fer3d_bench.errors import Fer3dError
 from fer3d_bench.io import atomic_path
 from fer3d_bench.render import align
 from fer3d_bench.render.backends import load_backend, make_renderer
-from fer3d_bench.render.bars import ANNOTATION_ALLOWANCE_PX, MIN_SILHOUETTE_IOU
 from fer3d_bench.render.crop import crop_pair, face_crop_box
 from fer3d_bench.render.depth import encode_depth
 from fer3d_bench.render.layout import FAILED, LOW, OK, output_paths
+from fer3d_bench.render.options import RenderOptions
 from fer3d_bench.sources import SampleRecord, Source, load_layout, open_source
 from fer3d_bench.taxonomy import load_label_map
-
-
-@dataclass(frozen=True)
-class RenderOptions:
-    size: int = 260
-    margin: float = 0.1
-    backend: str = "pyrender"
-    fit_rotation: bool = False
-    min_iou: float = MIN_SILHOUETTE_IOU
-    landmark_allowance_px: float = ANNOTATION_ALLOWANCE_PX
 
 
 @dataclass(frozen=True)

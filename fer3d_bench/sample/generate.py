@@ -16,8 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from tqdm import tqdm
-
+from fer3d_bench.progress import progress as progress_bar
 from fer3d_bench.sample import bosphorus, bu3dfe, cald3r_mend3s
 from fer3d_bench.sample.common import Options, write_text
 from fer3d_bench.sample.face import CLASSES
@@ -169,7 +168,7 @@ def make_sample(
     try:
         tasks = _tasks(config)
         truth: dict[str, dict[str, dict]] = {t: {} for t in _WRITERS}
-        bar = tqdm(total=len(tasks), desc="make-sample", unit="scan", disable=not progress)
+        bar = progress_bar(total=len(tasks), desc="make-sample", unit="scan", enabled=progress)
         with bar:
             for dataset, key, entry in _results(tasks, tmp, config.seed, workers):
                 truth[dataset][key] = entry

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from fer3d_bench.progress import progress as progress_bar
 from fer3d_bench.sources.base import Excluded, SampleRecord, ScanResult, Skipped, Source
 from fer3d_bench.sources.bosphorus import Bosphorus, BosphorusScan
 from fer3d_bench.sources.bu3dfe import BU3DFE, Bu3dfeScan
@@ -41,13 +42,11 @@ def scan_root(
     progress: bool = True,
 ) -> ScanResult:
     """Open and scan one dataset root, with the user's label map and layout files if given."""
-    from tqdm import tqdm
-
     labels = load_label_map(label_map)
     source = open_source(dataset, root, labels, load_layout(layout) if layout else None)
 
     def bar(items):
-        return tqdm(items, desc=f"checking {dataset}", unit="sample", disable=not progress)
+        return progress_bar(items, desc=f"checking {dataset}", unit="sample", enabled=progress)
 
     return source.scan(check=check, progress=bar)
 

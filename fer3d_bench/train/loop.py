@@ -1,9 +1,10 @@
 """The training loop of the reference model: AdamW, one-cycle, accumulation, AMP, exact resume.
 
-Defaults follow the seed paper (README lists each with its source). Each epoch appends one JSON
-line of metrics to `metrics.jsonl` and writes `checkpoint.pt` atomically; a run started again in
-the same folder with the same configuration resumes from it and ends with the same weights as an
-uninterrupted run (CPU, same machine).
+`train` is set-up, resume, epochs, checkpoints. Each epoch trains on the fold's training
+samples, then scores its test samples (for the curves and the final predictions; the test fold
+never chooses anything), appends one JSON line to `metrics.jsonl` and writes `checkpoint.pt`
+atomically. A run started again in the same folder with the same configuration resumes from it
+and ends with the same weights as an uninterrupted run (CPU, same machine).
 """
 
 from __future__ import annotations
@@ -19,109 +20,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.errors import Fer3dError
 from fer3d_bench.io import atomic_path
+from fer3d_bench.progress import progress as progress_bar
+from fer3d_bench.records.result import renamed_history
+from fer3d_bench.train.config import TrainConfig
 from fer3d_bench.train.data import AugmentConfig, FerTorchDataset, Normalisation, fold_statistics
-from fer3d_bench.train.losses import FerLoss, LossConfig, centers_optimizer, class_weights
-from fer3d_bench.train.model import FerNet, ModelConfig
+from fer3d_bench.train.losses import FerLoss, centers_optimizer, class_weights
+from fer3d_bench.train.model import FerNet, load_backbone_weights
 
-
-@dataclass(frozen=True)
-class TrainConfig:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    epochs: int = 30
-    batch_size: int = 16  # per step; gradients accumulate up to effective_batch
-    effective_batch: int = 128
-    lr_backbone: float = 1e-4  # one-cycle maximum, backbones
-    lr_head: float = 1e-3  # one-cycle maximum, fusion network and classifier
-    final_lr: float = 1e-6  # both groups end here
-    pct_start: float = 0.3
-    weight_decay: float = 0.01
-    augment: bool = True
-    seed: int = 0
-    workers: int = 0
-    amp: bool = True  # CUDA only: bf16 where supported, else fp16 with a grad scaler
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
-
-PRESETS: dict[str, TrainConfig] = {
-    # the paper's configuration: for GPUs
-    "paper": TrainConfig(),
-    # the reference architecture at reduced size, for a CPU
-    "cpu-small": TrainConfig(
-        model=ModelConfig(backbone="efficientnet_b0", input_size=112, token_dim=128, layers=2),
-        epochs=8,
-        batch_size=16,
-        effective_batch=32,
-    ),
-    # timm's tiny test network: for tests and the demo
-    "tiny": TrainConfig(
-        model=ModelConfig(
-            backbone="test_efficientnet",
-            input_size=64,
-            token_dim=64,
-            heads=4,
-            layers=2,
-            mlp_hidden=128,
-        ),
-        epochs=14,
-        batch_size=16,
-        effective_batch=16,
-        lr_backbone=3e-3,
-        lr_head=3e-3,
-        # at 64 px, with about a hundred training samples and 14 epochs, augmentation cost
-        # validation accuracy on the sample (0.43 with, 0.64 without); it is tested on its own
-        augment=False,
-    ),
-}
-
-
-ABLATIONS = {  # the seed paper's tables VI and VII
-    "rgb-only": {"model.fusion": "rgb-only"},
-    "sum-fusion": {"model.fusion": "sum"},
-    "no-transformer": {"model.head": "pool"},
-}
-
-
-def with_overrides(config: TrainConfig, **changes) -> TrainConfig:
-    """The config with top-level or `model.`/`loss.` fields replaced; unknown keys are refused."""
-    model, loss, top = {}, {}, {}
-    for key, value in changes.items():
-        target, name = (model, key[6:]) if key.startswith("model.") else (top, key)
-        if key.startswith("loss."):
-            target, name = loss, key[5:]
-        target[name] = value
-    try:
-        return replace(
-            config,
-            model=replace(config.model, **model),
-            loss=replace(config.loss, **loss),
-            **top,
-        )
-    except TypeError as exc:
-        raise Fer3dError(f"unknown configuration key: {exc}") from None
-
-
-def config_from_dict(values: dict) -> TrainConfig:
-    """The TrainConfig that `as_dict()` gave `values` (as stored in result.json)."""
-    values = dict(values)
-    model = ModelConfig(**values.pop("model"))
-    loss = LossConfig(**values.pop("loss"))
-    return TrainConfig(model=model, loss=loss, **values)
-
-
-def config_keys() -> list[str]:
-    """Every key a config file or override may set: `epochs`, `model.backbone`, ..."""
-    base = TrainConfig()
-    keys = [k for k in base.as_dict() if k not in ("model", "loss")]
-    keys += [f"model.{k}" for k in asdict(base.model)] + [f"loss.{k}" for k in asdict(base.loss)]
-    return sorted(keys)
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.jsonl"
 
 
 def pick_device(name: str) -> torch.device:
@@ -136,15 +47,39 @@ def pick_device(name: str) -> torch.device:
 class TrainResult:
     history: list[dict]
     checkpoint: Path
-    val_accuracy: float
-    predictions: dict[str, int]  # sample id -> predicted class index (validation)
+    test_accuracy: float
+    predictions: dict[str, int]  # sample id -> predicted class index (test samples)
     left_out: list[str] = field(default_factory=list)  # flagged training samples not used
+
+
+@dataclass
+class _Fit:
+    """Everything one training run holds between epochs."""
+
+    data: H5Dataset
+    config: TrainConfig
+    device: torch.device
+    layout: torch.memory_format
+    train_set: FerTorchDataset
+    test_set: FerTorchDataset
+    outputs: list[int]  # dataset class index of each classifier output
+    norm: Normalisation
+    model: FerNet
+    criterion: FerLoss
+    optimizer: torch.optim.Optimizer
+    centers_opt: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    steps: int
+    accumulate: int
+    signature: dict
+    epoch: int = 0
+    history: list[dict] = field(default_factory=list)
 
 
 def train(
     data_path: Path,
     train_indices: np.ndarray,
-    val_indices: np.ndarray,
+    test_indices: np.ndarray,
     out: Path,
     config: TrainConfig,
     *,
@@ -156,7 +91,7 @@ def train(
     classes: Sequence[str] | None = None,
     exclude_flagged: bool = False,
 ) -> TrainResult:
-    """Train on `train_indices`, validate on `val_indices` each epoch; resume from `out`.
+    """Train on `train_indices`, score `test_indices` after each epoch; resume from `out`.
 
     `stop_after` ends the call after that epoch, as an interruption would, leaving the
     checkpoint a later call resumes from. `classes` (names, default all the dataset's) sets the
@@ -169,30 +104,65 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     dev = pick_device(device)
     torch.manual_seed(config.seed)
-    data = H5Dataset(data_path)
-    left_out: list[str] = []
-    if exclude_flagged:
-        flagged = data.flagged[train_indices]
-        left_out = sorted(data.sample_ids[i] for i in np.asarray(train_indices)[flagged])
-        train_indices = np.asarray(train_indices)[~flagged]
-        if not len(train_indices):
-            data.close()
-            raise Fer3dError("every training sample of this fold is flagged low-quality")
+    checkpoint = out / CHECKPOINT
+    with H5Dataset(data_path) as data:
+        train_indices, left_out = _training_indices(data, train_indices, exclude_flagged)
+        fit = _setup(data, train_indices, test_indices, config, dev, classes)
+        if backbone_weights:
+            report = load_backbone_weights(fit.model, backbone_weights, trust_pickle)
+            (out / "weights_report.json").write_text(json.dumps(asdict(report), indent=1))
+        fit.model.to(dev, memory_format=fit.layout)
+        if checkpoint.exists():
+            _resume(fit, checkpoint)
+        amp = _autocast(dev, config.amp)
+        scaler = torch.amp.GradScaler("cuda", enabled=amp is not None and amp[1] == torch.float16)
+        predictions: dict[str, int] = {}
+        last = config.epochs if stop_after is None else min(stop_after, config.epochs)
+        for epoch in range(fit.epoch, last):
+            started = time.perf_counter()
+            record = _train_epoch(fit, epoch, amp, scaler, progress)
+            test_accuracy, predictions = predict(fit.model, fit.test_set, fit)
+            record |= {
+                "test_accuracy": test_accuracy,
+                "lr_backbone": fit.optimizer.param_groups[0]["lr"],
+                "lr_head": fit.optimizer.param_groups[1]["lr"],
+                "seconds": time.perf_counter() - started,
+            }
+            fit.history.append(record)
+            fit.epoch = epoch + 1
+            with open(out / METRICS, "a") as log:
+                log.write(json.dumps(record, sort_keys=True) + "\n")
+            _save_checkpoint(fit, checkpoint)
+        if not predictions:
+            _, predictions = predict(fit.model, fit.test_set, fit)
+    final = fit.history[-1]["test_accuracy"] if fit.history else float("nan")
+    return TrainResult(fit.history, checkpoint, final, predictions, left_out)
+
+
+def _training_indices(data: H5Dataset, indices: np.ndarray, exclude_flagged: bool):
+    """(training indices, ids left out): without the flagged samples if asked."""
+    if not exclude_flagged:
+        return indices, []
+    indices = np.asarray(indices)
+    flagged = data.flagged[indices]
+    left_out = sorted(data.sample_ids[i] for i in indices[flagged])
+    if flagged.all():
+        raise Fer3dError("every training sample of this fold is flagged low-quality")
+    return indices[~flagged], left_out
+
+
+def _setup(data, train_indices, test_indices, config, dev, classes) -> _Fit:
+    """Datasets, model, loss, optimisers and schedule, freshly initialised from the seed."""
     names = list(data.classes) if classes is None else list(classes)
-    outputs, label_map = _class_outputs(data, names, train_indices, val_indices)
+    outputs, label_map = _class_outputs(data, names, train_indices, test_indices)
     norm = fold_statistics(data, train_indices)
     size = config.model.input_size
     augment = AugmentConfig() if config.augment else None
     train_set = FerTorchDataset(data, train_indices, norm, size, augment, config.seed, label_map)
-    val_set = FerTorchDataset(data, val_indices, norm, size, None, config.seed, label_map)
+    test_set = FerTorchDataset(data, test_indices, norm, size, None, config.seed, label_map)
     model = FerNet(replace(config.model, num_classes=len(names)))
-    if backbone_weights:
-        from fer3d_bench.train.model import load_backbone_weights
-
-        report = load_backbone_weights(model, backbone_weights, trust_pickle)
-        (out / "weights_report.json").write_text(json.dumps(asdict(report), indent=1))
+    # channels-last: faster on GPUs, slower on CPUs
     layout = torch.channels_last if dev.type == "cuda" else torch.contiguous_format
-    model = model.to(dev, memory_format=layout)  # channels-last: faster on GPUs, slower on CPUs
     weights = class_weights(label_map[data.labels[train_indices]], len(names)).to(dev)
     criterion = FerLoss(len(names), config.model.token_dim, weights, config.loss).to(dev)
     optimizer = torch.optim.AdamW(
@@ -202,97 +172,97 @@ def train(
         ],
         weight_decay=config.weight_decay,
     )
-    centers_opt = centers_optimizer(criterion, config.loss.alpha)
     accumulate = max(1, config.effective_batch // config.batch_size)
     batches = math.ceil(len(train_set) / config.batch_size)
     steps = config.epochs * math.ceil(batches / accumulate)
-    scheduler = one_cycle(optimizer, [config.lr_backbone, config.lr_head], steps, config)
-    state = {"epoch": 0, "history": []}
-    checkpoint = out / "checkpoint.pt"
     signature = {
         "config": config.as_dict(),
         "train": _digest(train_indices),
-        "val": _digest(val_indices),
+        "test": _digest(test_indices),
         "classes": names,
     }
-    if checkpoint.exists():
-        saved = torch.load(checkpoint, map_location=dev, weights_only=False)
-        if saved["signature"] != signature:
-            raise Fer3dError(f"{checkpoint} belongs to another configuration or fold")
-        model.load_state_dict(saved["model"])
-        criterion.load_state_dict(saved["criterion"])
-        optimizer.load_state_dict(saved["optimizer"])
-        centers_opt.load_state_dict(saved["centers_optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        torch.set_rng_state(saved["rng"])
-        state = {"epoch": saved["epoch"], "history": saved["history"]}
-    amp = _autocast(dev, config.amp)
-    scaler = torch.amp.GradScaler("cuda", enabled=amp is not None and amp[1] == torch.float16)
-    predictions: dict[str, int] = {}
-    last = config.epochs if stop_after is None else min(stop_after, config.epochs)
-    for epoch in range(state["epoch"], last):
-        started = time.perf_counter()
-        train_set.set_epoch(epoch)
-        loader = _loader(train_set, config, shuffle_seed=config.seed * 1000 + epoch)
-        model.train()
-        sums = {"ce": 0.0, "center": 0.0, "island": 0.0, "total": 0.0}
-        correct = seen = 0
-        bar = tqdm(
-            loader, desc=f"epoch {epoch + 1}/{config.epochs}", disable=not progress, leave=False
-        )
-        for k, (rgb, depth, labels) in enumerate(bar):
-            rgb, depth = rgb.to(dev, memory_format=layout), depth.to(dev, memory_format=layout)
-            labels = labels.to(dev)
-            cast = torch.autocast(dev.type, dtype=amp[1]) if amp else contextlib.nullcontext()
-            with cast:
-                logits, embedding = model(rgb, depth)
-                loss, parts = criterion(logits.float(), embedding.float(), labels)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} in epoch {epoch + 1}")
-            scaler.scale(loss / accumulate).backward()
-            for name in sums:
-                sums[name] += parts[name] * len(labels)
-            correct += int((logits.argmax(1) == labels).sum())
-            seen += len(labels)
-            if (k + 1) % accumulate == 0 or k + 1 == len(loader):
-                criterion.rescale_center_grads()
-                scaler.step(optimizer)
-                scaler.update()
-                centers_opt.step()
-                optimizer.zero_grad(set_to_none=True)
-                centers_opt.zero_grad(set_to_none=True)
-                if scheduler.last_epoch < steps - 1:  # the last step runs at final_lr
-                    scheduler.step()
-        val_acc, predictions = evaluate(model, val_set, data, config, dev, layout, outputs)
-        record = {
-            "epoch": epoch + 1,
-            **{f"loss_{name}": value / max(seen, 1) for name, value in sums.items()},
-            "train_accuracy": correct / max(seen, 1),
-            "val_accuracy": val_acc,
-            "lr_backbone": optimizer.param_groups[0]["lr"],
-            "lr_head": optimizer.param_groups[1]["lr"],
-            "seconds": time.perf_counter() - started,
-        }
-        state["history"].append(record)
-        with open(out / "metrics.jsonl", "a") as log:
-            log.write(json.dumps(record, sort_keys=True) + "\n")
-        _save(
-            checkpoint,
-            model,
-            criterion,
-            optimizer,
-            centers_opt,
-            scheduler,
-            epoch + 1,
-            state["history"],
-            signature,
-            norm,
-        )
-    if not predictions:
-        _, predictions = evaluate(model, val_set, data, config, dev, layout, outputs)
-    data.close()
-    final = state["history"][-1]["val_accuracy"] if state["history"] else float("nan")
-    return TrainResult(state["history"], checkpoint, final, predictions, left_out)
+    return _Fit(
+        data=data,
+        config=config,
+        device=dev,
+        layout=layout,
+        train_set=train_set,
+        test_set=test_set,
+        outputs=outputs,
+        norm=norm,
+        model=model,
+        criterion=criterion,
+        optimizer=optimizer,
+        centers_opt=centers_optimizer(criterion, config.loss.alpha),
+        scheduler=one_cycle(optimizer, [config.lr_backbone, config.lr_head], steps, config),
+        steps=steps,
+        accumulate=accumulate,
+        signature=signature,
+    )
+
+
+def _resume(fit: _Fit, checkpoint: Path) -> None:
+    """Continue from the checkpoint of an interrupted run of exactly this fold and config."""
+    saved = torch.load(checkpoint, map_location=fit.device, weights_only=False)
+    signature = dict(saved["signature"])
+    if "val" in signature:  # written before 0.8, when the test fold was called "val"
+        signature["test"] = signature.pop("val")
+    if signature != fit.signature:
+        raise Fer3dError(f"{checkpoint} belongs to another configuration or fold")
+    fit.model.load_state_dict(saved["model"])
+    fit.criterion.load_state_dict(saved["criterion"])
+    fit.optimizer.load_state_dict(saved["optimizer"])
+    fit.centers_opt.load_state_dict(saved["centers_optimizer"])
+    fit.scheduler.load_state_dict(saved["scheduler"])
+    torch.set_rng_state(saved["rng"])
+    fit.epoch = saved["epoch"]
+    fit.history = [renamed_history(e) for e in saved["history"]]
+
+
+def _train_epoch(fit: _Fit, epoch: int, amp, scaler, progress: bool) -> dict:
+    """One pass over the training samples; the epoch's loss terms and training accuracy."""
+    config, dev, layout = fit.config, fit.device, fit.layout
+    fit.train_set.set_epoch(epoch)
+    loader = _loader(fit.train_set, config, shuffle_seed=config.seed * 1000 + epoch)
+    fit.model.train()
+    sums = {"ce": 0.0, "center": 0.0, "island": 0.0, "total": 0.0}
+    correct = seen = 0
+    desc = f"epoch {epoch + 1}/{config.epochs}"
+    for k, (rgb, depth, labels) in enumerate(
+        progress_bar(loader, desc=desc, unit="batch", enabled=progress, leave=False)
+    ):
+        rgb, depth = rgb.to(dev, memory_format=layout), depth.to(dev, memory_format=layout)
+        labels = labels.to(dev)
+        cast = torch.autocast(dev.type, dtype=amp[1]) if amp else contextlib.nullcontext()
+        with cast:
+            logits, embedding = fit.model(rgb, depth)
+            loss, parts = fit.criterion(logits.float(), embedding.float(), labels)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()} in epoch {epoch + 1}")
+        scaler.scale(loss / fit.accumulate).backward()
+        for name in sums:
+            sums[name] += parts[name] * len(labels)
+        correct += int((logits.argmax(1) == labels).sum())
+        seen += len(labels)
+        if (k + 1) % fit.accumulate == 0 or k + 1 == len(loader):
+            _step(fit, scaler)
+    return {
+        "epoch": epoch + 1,
+        **{f"loss_{name}": value / max(seen, 1) for name, value in sums.items()},
+        "train_accuracy": correct / max(seen, 1),
+    }
+
+
+def _step(fit: _Fit, scaler) -> None:
+    """One optimiser step at the end of an accumulation window."""
+    fit.criterion.rescale_center_grads()
+    scaler.step(fit.optimizer)
+    scaler.update()
+    fit.centers_opt.step()
+    fit.optimizer.zero_grad(set_to_none=True)
+    fit.centers_opt.zero_grad(set_to_none=True)
+    if fit.scheduler.last_epoch < fit.steps - 1:  # the last step runs at final_lr
+        fit.scheduler.step()
 
 
 def one_cycle(optimizer, max_lrs: list[float], steps: int, config: TrainConfig):
@@ -326,20 +296,23 @@ def _class_outputs(data: H5Dataset, names: list[str], *index_sets) -> tuple[list
 
 
 @torch.no_grad()
-def evaluate(model, dataset: FerTorchDataset, data: H5Dataset, config, dev, layout, outputs=None):
+def predict(model, dataset: FerTorchDataset, fit: _Fit) -> tuple[float, dict[str, int]]:
     """Accuracy and predictions (dataset class indices) on a dataset, without augmentation."""
     model.eval()
     predictions: dict[str, int] = {}
     correct = 0
-    loader = _loader(dataset, config, shuffle_seed=None)
+    loader = _loader(dataset, fit.config, shuffle_seed=None)
     offset = 0
     for rgb, depth, labels in loader:
-        logits, _ = model(rgb.to(dev, memory_format=layout), depth.to(dev, memory_format=layout))
+        logits, _ = model(
+            rgb.to(fit.device, memory_format=fit.layout),
+            depth.to(fit.device, memory_format=fit.layout),
+        )
         guess = logits.float().argmax(1).cpu()
         correct += int((guess == labels).sum())
         for j, value in enumerate(guess.tolist()):
-            index = value if outputs is None else outputs[value]
-            predictions[data.sample_ids[int(dataset.indices[offset + j])]] = index
+            sample = fit.data.sample_ids[int(dataset.indices[offset + j])]
+            predictions[sample] = fit.outputs[value]
         offset += len(labels)
     return correct / max(len(dataset), 1), predictions
 
@@ -368,29 +341,18 @@ def _digest(indices: np.ndarray) -> str:
     return hashlib.sha256(np.asarray(indices, dtype=np.int64).tobytes()).hexdigest()
 
 
-def _save(
-    path,
-    model,
-    criterion,
-    optimizer,
-    centers_opt,
-    scheduler,
-    epoch,
-    history,
-    signature,
-    norm: Normalisation,
-) -> None:
+def _save_checkpoint(fit: _Fit, path: Path) -> None:
     state = {
-        "model": model.state_dict(),
-        "criterion": criterion.state_dict(),
-        "optimizer": optimizer.state_dict(),
-        "centers_optimizer": centers_opt.state_dict(),
-        "scheduler": scheduler.state_dict(),
+        "model": fit.model.state_dict(),
+        "criterion": fit.criterion.state_dict(),
+        "optimizer": fit.optimizer.state_dict(),
+        "centers_optimizer": fit.centers_opt.state_dict(),
+        "scheduler": fit.scheduler.state_dict(),
         "rng": torch.get_rng_state(),
-        "epoch": epoch,
-        "history": history,
-        "signature": signature,
-        "normalisation": norm.as_dict(),
+        "epoch": fit.epoch,
+        "history": fit.history,
+        "signature": fit.signature,
+        "normalisation": fit.norm.as_dict(),
     }
     with atomic_path(path) as tmp:
         torch.save(state, tmp)

@@ -25,20 +25,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-
-@dataclass(frozen=True)
-class LossConfig:
-    """Weights of the loss terms and the centers' learning rate (defaults: the original's)."""
-
-    lambda1: float = 0.01
-    lambda2: float = 10.0
-    alpha: float = 0.5
+from fer3d_bench.train.config import LossConfig
 
 
 def _at_least_float32(t: Tensor) -> Tensor:
@@ -100,7 +92,7 @@ class FerLoss(nn.Module):
         num_classes: int,
         dim: int,
         class_weights: Tensor | None,
-        config: LossConfig = LossConfig(),
+        config: LossConfig = LossConfig(),  # noqa: B008  (frozen)
     ):
         super().__init__()
         if class_weights is not None and class_weights.shape != (num_classes,):

@@ -19,37 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fer3d_bench.errors import ConfigError, Fer3dError
-
-FUSIONS = ("attention", "sum", "rgb-only")
-HEADS = ("transformer", "pool")
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    backbone: str = "efficientnet_b2"  # any timm name with features_only support
-    token_dim: int = 256
-    heads: int = 4
-    layers: int = 4  # transformer encoder layers
-    mlp_hidden: int = 512  # classifier hidden size, also the transformer feed-forward size
-    attention_modules: int = 4  # S, per modality
-    attention_reduction: int = 8  # channel reduction inside each attention module
-    dropout: float = 0.1
-    fusion: str = "attention"  # "attention" | "sum" | "rgb-only"
-    head: str = "transformer"  # "transformer" | "pool" (ablation: average pooling)
-    num_classes: int = 7
-    input_size: int = 260
-
-    def __post_init__(self) -> None:
-        if self.fusion not in FUSIONS:
-            raise ConfigError(f"model fusion {self.fusion!r}: expected one of {FUSIONS}")
-        if self.head not in HEADS:
-            raise ConfigError(f"model head {self.head!r}: expected one of {HEADS}")
-        if self.token_dim % self.heads:
-            raise ConfigError(
-                f"model token_dim {self.token_dim} is not divisible by heads {self.heads}"
-            )
-        if self.attention_modules < 1:
-            raise ConfigError(f"model attention_modules {self.attention_modules}: expected >= 1")
+from fer3d_bench.train.config import ModelConfig
 
 
 class SpatialAttention(nn.Module):

@@ -22,6 +22,7 @@ from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.dataset.build import BuildOptions, _Entry, _refuse_duplicates, build_dataset
 from fer3d_bench.errors import DatasetNotFoundError, Fer3dError
 from fer3d_bench.render.layout import output_paths
+from fer3d_bench.render.options import RenderOptions
 
 SIZE = 48
 
@@ -100,7 +101,7 @@ def test_rebuilding_from_scratch_is_byte_identical(built, tmp_path):
     again = build_dataset(
         roots,
         tmp_path / "again.h5",
-        BuildOptions(size=SIZE),
+        BuildOptions(render=RenderOptions(size=SIZE)),
         render_dir=tmp_path / "fresh-render",  # everything rendered anew
         progress=False,
     )
@@ -146,7 +147,8 @@ def test_interrupted_build_leaves_the_previous_file_intact(built, tmp_path):
             return slow_load(*args)
         build._load_pair = load
         roots = {{k: Path(v) for k, v in {paths}.items()}}
-        build.build_dataset(roots, Path({str(target)!r}), build.BuildOptions(size={SIZE}),
+        options = build.BuildOptions(render=build.RenderOptions(size={SIZE}))
+        build.build_dataset(roots, Path({str(target)!r}), options,
                             render_dir=Path({str(base / "merged.h5.render")!r}), progress=False)
         """
     )
@@ -239,7 +241,7 @@ def test_a_changed_raw_file_is_rendered_again_and_the_build_matches_a_fresh_one(
     (root / "F0001").mkdir(parents=True)
     for path in (roots["bu3dfe"] / "F0001").glob("F0001_HA0[34]*"):
         shutil.copy(path, root / "F0001" / path.name)
-    options, render = BuildOptions(size=SIZE), tmp_path / "render"
+    options, render = BuildOptions(render=RenderOptions(size=SIZE)), tmp_path / "render"
     build_dataset({"bu3dfe": root}, tmp_path / "a.h5", options, render_dir=render, progress=False)
     photo = next(root.glob("F0001/F0001_HA03*_F2D.bmp"))
     pixels = np.asarray(Image.open(photo))
@@ -276,3 +278,39 @@ def test_a_schema_1_0_file_still_reads_its_statuses(built, tmp_path):
         np.testing.assert_array_equal(data.statuses, new.statuses)
         np.testing.assert_array_equal(data.flags, new.flags)
         assert data.flagged.any()
+
+
+def test_build_dataset_takes_every_render_option_and_reuses_a_render_made_with_them(
+    tiny_sample, tmp_path
+):
+    """A render folder made by render-depth with other options than the defaults is reused by
+    build-dataset given the same options, and rendered again (never silently mixed) otherwise."""
+    _, roots = tiny_sample
+    root = tmp_path / "bu"
+    (root / "F0001").mkdir(parents=True)
+    for path in (roots["bu3dfe"] / "F0001").glob("F0001_HA0[34]*"):
+        shutil.copy(path, root / "F0001" / path.name)
+    render = tmp_path / "render"
+    render.mkdir()
+    chosen = ["--size", SIZE, "--margin", 0.2, "--backend", "open3d", "--min-iou", 0.9]
+    chosen = [str(c) for c in chosen]
+    made = CliRunner().invoke(
+        main,
+        ["render-depth", str(root), "--dataset", "bu3dfe", "--out", str(render / "bu3dfe")]
+        + chosen,
+    )
+    assert made.exit_code == 0, made.output
+    rgb = output_paths(render / "bu3dfe", "bu3dfe:F0001_HA04")["rgb"]
+    stamp = rgb.stat().st_mtime_ns
+    args = ["build-dataset", "--bu3dfe", str(root), "--render-dir", str(render)]
+    built = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "same.h5"), *chosen])
+    assert built.exit_code == 0, built.output
+    assert rgb.stat().st_mtime_ns == stamp  # reused: rendered with exactly these options
+    with H5Dataset(tmp_path / "same.h5") as data:
+        recorded = json.loads(data.attributes()["build_parameters"])["options"]
+    assert (recorded["margin"], recorded["backend"], recorded["min_iou"]) == (0.2, "open3d", 0.9)
+    other = CliRunner().invoke(
+        main, [*args, "--out", str(tmp_path / "other.h5"), "--size", str(SIZE)]
+    )
+    assert other.exit_code == 0, other.output
+    assert rgb.stat().st_mtime_ns != stamp  # default margin and backend: rendered again

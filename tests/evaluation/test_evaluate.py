@@ -2,20 +2,28 @@
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from truth import planted as planted_ids
 
-from fer3d_bench import evaluate as ev
 from fer3d_bench import splits as sp
 from fer3d_bench.cli import main
 from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.dataset.build import BuildOptions, build_dataset
-from fer3d_bench.errors import ConfigError
+from fer3d_bench.errors import ConfigError, ManifestMismatch
+from fer3d_bench.evaluation.local import run_local
+from fer3d_bench.evaluation.plan import EvalSpec
+from fer3d_bench.evaluation.plan import plan as make_plan
+from fer3d_bench.evaluation.pool import run_pool
+from fer3d_bench.pipeline.demo import run_demo
+from fer3d_bench.render.options import RenderOptions
+from fer3d_bench.report import write_report
 from fer3d_bench.sample import SampleConfig, make_sample
 from fer3d_bench.train import loop
+from fer3d_bench.train.config import load_config_file, with_overrides
 
 SMALL = SampleConfig(
     seed=31,
@@ -36,7 +44,7 @@ def small(tmp_path_factory):
     build_dataset(
         {"bu3dfe": base / "sample" / "bu3dfe"},
         base / "merged.h5",
-        BuildOptions(size=64),
+        BuildOptions(render=RenderOptions(size=64)),
         render_dir=base / "render",
         progress=False,
     )
@@ -59,7 +67,7 @@ def _spec(base, out, **changes):
         "device": "cpu",
     }
     values.update(changes)
-    return ev.EvalSpec(**values)
+    return EvalSpec(**values)
 
 
 def _counting_train(monkeypatch, fail_on=None, stop_at=None):
@@ -67,29 +75,29 @@ def _counting_train(monkeypatch, fail_on=None, stop_at=None):
     real = REAL_TRAIN
     calls = []
 
-    def wrapped(data_path, train_idx, val_idx, out, config, **kwargs):
+    def wrapped(data_path, train_idx, test_idx, out, config, **kwargs):
         calls.append(str(out))
         if stop_at is not None and len(calls) == stop_at:
             raise KeyboardInterrupt
         if fail_on is not None and str(out).endswith(fail_on):
             # a loss weight that overflows float32: the trainer's own divergence check fires
-            config = loop.with_overrides(config, **{"loss.lambda1": 1e39})
-        return real(data_path, train_idx, val_idx, out, config, **kwargs)
+            config = with_overrides(config, **{"loss.lambda1": 1e39})
+        return real(data_path, train_idx, test_idx, out, config, **kwargs)
 
     monkeypatch.setattr(loop, "train", wrapped)
     return calls
 
 
 def test_each_fold_writes_its_result_with_predictions_for_its_test_subjects(small, tmp_path):
-    plan = ev.plan(_spec(small, tmp_path / "run"))
+    plan = make_plan(_spec(small, tmp_path / "run"))
     assert [j.folder for j in plan.jobs] == [
         "bu3dfe-legacy/0/0",
         "bu3dfe-legacy/0/1",
         "bu3dfe-legacy/1/0",
         "bu3dfe-legacy/1/1",
     ]
-    summaries = ev.run_local(plan.jobs, progress=False)
-    assert [s["status"] for s in summaries] == ["ok"] * 4
+    summaries = run_local(plan.jobs, progress=False)
+    assert [s.status for s in summaries] == ["ok"] * 4
     manifest = sp.read_manifest(small / "m" / "bu3dfe-legacy" / "1.0.0.json")
     with H5Dataset(small / "merged.h5") as data:
         for job in plan.jobs:
@@ -116,25 +124,25 @@ def test_an_interrupted_evaluation_resumes_without_retraining_finished_folds(
     out = tmp_path / "run"
     calls = _counting_train(monkeypatch, stop_at=3)
     with pytest.raises(KeyboardInterrupt):
-        ev.run_local(ev.plan(_spec(small, out)).jobs, progress=False)
+        run_local(make_plan(_spec(small, out)).jobs, progress=False)
     finished = sorted(p.relative_to(out).as_posix() for p in out.rglob("result.json"))
     assert finished == ["bu3dfe-legacy/0/0/result.json", "bu3dfe-legacy/0/1/result.json"]
     stamps = {p: (out / p).read_bytes() for p in finished}
     calls = _counting_train(monkeypatch)
-    summaries = ev.run_local(ev.plan(_spec(small, out)).jobs, progress=False)
-    assert [s["skipped"] for s in summaries] == [True, True, False, False]
+    summaries = run_local(make_plan(_spec(small, out)).jobs, progress=False)
+    assert [s.skipped for s in summaries] == [True, True, False, False]
     assert [c.split("run/")[1] for c in calls] == ["bu3dfe-legacy/1/0", "bu3dfe-legacy/1/1"]
     assert all((out / p).read_bytes() == b for p, b in stamps.items())  # untouched
     calls.clear()
-    ev.run_local(ev.plan(_spec(small, out)).jobs, progress=False)
+    run_local(make_plan(_spec(small, out)).jobs, progress=False)
     assert calls == []  # everything done: nothing trains
 
 
 def test_a_diverging_fold_is_marked_failed_and_the_others_go_on(small, tmp_path, monkeypatch):
     out = tmp_path / "run"
     _counting_train(monkeypatch, fail_on="bu3dfe-legacy/0/1")
-    summaries = ev.run_local(ev.plan(_spec(small, out, repetitions=1)).jobs, progress=False)
-    assert [s["status"] for s in summaries] == ["ok", "failed"]
+    summaries = run_local(make_plan(_spec(small, out, repetitions=1)).jobs, progress=False)
+    assert [s.status for s in summaries] == ["ok", "failed"]
     failed = json.loads((out / "bu3dfe-legacy/0/1/result.json").read_text())
     assert failed["status"] == "failed" and "diverged" in failed["reason"]
     assert "inf" in failed["reason"] or "nan" in failed["reason"]
@@ -149,35 +157,35 @@ def test_a_run_folder_of_another_configuration_is_refused_before_training(
     small, tmp_path, monkeypatch
 ):
     out = tmp_path / "run"
-    ev.run_local(ev.plan(_spec(small, out, repetitions=1, max_folds=1)).jobs, progress=False)
+    run_local(make_plan(_spec(small, out, repetitions=1, max_folds=1)).jobs, progress=False)
     calls = _counting_train(monkeypatch)
     with pytest.raises(ConfigError, match=r"different configuration.*epochs 1 -> 2"):
-        ev.plan(_spec(small, out, overrides={"epochs": 2}))
+        make_plan(_spec(small, out, overrides={"epochs": 2}))
     assert calls == []
     # so is one trained from other pretrained weights (their sha256 is part of each job)
     weights = tmp_path / "weights.pt"
     weights.write_bytes(b"not the weights the folds were trained from")
     with pytest.raises(ConfigError, match="other pretrained weights"):
-        ev.plan(_spec(small, out, repetitions=1, max_folds=1, backbone_weights=weights))
+        make_plan(_spec(small, out, repetitions=1, max_folds=1, backbone_weights=weights))
     # a result file that belongs to another job is refused too
     (out / "run.json").unlink()
     with pytest.raises(ConfigError, match="different job"):
-        ev.plan(_spec(small, out, overrides={"epochs": 2}))
+        make_plan(_spec(small, out, overrides={"epochs": 2}))
 
 
 def test_a_manifest_that_does_not_match_the_dataset_stops_with_verify_message(small, tmp_path):
     # the published manifest names 60 real BU-3DFE subjects; this dataset has 3
     with pytest.raises(
-        ev.ManifestMismatch, match=r"(?s)does not match.*splits verify.*missing: bu3dfe:"
+        ManifestMismatch, match=r"(?s)does not match.*splits verify.*missing: bu3dfe:"
     ):
-        ev.plan(_spec(small, tmp_path / "run", manifests=sp.MANIFESTS_DIR))
+        make_plan(_spec(small, tmp_path / "run", manifests=sp.MANIFESTS_DIR))
     assert not (tmp_path / "run").exists()
 
 
 def test_config_file_keys_are_checked_by_name(small, tmp_path):
     good = tmp_path / "good.toml"
     good.write_text('preset = "tiny"\nepochs = 1\n[model]\nhead = "pool"\n')
-    assert ev.load_config_file(good) == ("tiny", {"epochs": 1, "model.head": "pool"})
+    assert load_config_file(good) == ("tiny", {"epochs": 1, "model.head": "pool"})
     bad = tmp_path / "bad.toml"
     bad.write_text('preset = "tiny"\nepochs = 1\n[model]\nbackbon = "x"\n')
     result = CliRunner().invoke(
@@ -200,6 +208,9 @@ def test_cli_evaluate_with_ablation_writes_the_report_and_figures(small, tmp_pat
     assert "TRUNCATED" in result.output and "2 of 5 folds" in result.output
     assert "87.6" in result.output and "not reproduced" in result.output
     assert "### Ablations" in result.output and "points" in result.output
+    # not a terminal: progress comes as whole lines, never redrawn bars or cursor escapes
+    assert "\r" not in result.output and "\x1b" not in result.output
+    assert "folds: 100% 4/4" in result.output
     assert (out / "ablation-rgb-only/bu3dfe-full/0/1/result.json").is_file()
     report = json.loads((out / "report.json").read_text())
     assert report["run"]["dataset"]["fingerprint"]
@@ -227,7 +238,7 @@ def test_submitit_path_with_its_local_executor(small, tmp_path):
         result_path = out / record["folder"] / "result.json"
         assert json.loads(result_path.read_text())["status"] == "ok"
     assert json.loads((out / "run.json").read_text())["launcher"] == "submitit-local"
-    assert ev.plan(_spec(small, out, repetitions=1, max_folds=2)).pending() == []
+    assert make_plan(_spec(small, out, repetitions=1, max_folds=2)).pending() == []
 
 
 def test_demo_runs_every_stage_on_a_reduced_sample(small, tmp_path):
@@ -246,8 +257,6 @@ def test_demo_runs_every_stage_on_a_reduced_sample(small, tmp_path):
 
 
 def ev_demo(out, lines):
-    from fer3d_bench.demo import run_demo
-
     return run_demo(
         out,
         workers=1,
@@ -260,9 +269,9 @@ def ev_demo(out, lines):
 
 
 def test_local_process_pool_runs_jobs_in_spawned_workers(small, tmp_path):
-    plan = ev.plan(_spec(small, tmp_path / "run", repetitions=1, max_folds=2))
-    summaries = ev.run_local(plan.jobs, workers=2, progress=False)
-    assert [(s["folder"], s["status"]) for s in summaries] == [
+    plan = make_plan(_spec(small, tmp_path / "run", repetitions=1, max_folds=2))
+    summaries = run_pool(plan.jobs, 2, progress=False)
+    assert [(s.folder, s.status) for s in summaries] == [
         ("bu3dfe-legacy/0/0", "ok"),
         ("bu3dfe-legacy/0/1", "ok"),
     ]
@@ -273,12 +282,12 @@ def test_local_process_pool_runs_jobs_in_spawned_workers(small, tmp_path):
 
 def test_a_run_json_from_an_earlier_version_gains_new_keys_on_resume(small, tmp_path):
     out = tmp_path / "run"
-    ev.run_local(ev.plan(_spec(small, out, repetitions=1, max_folds=1)).jobs, progress=False)
+    run_local(make_plan(_spec(small, out, repetitions=1, max_folds=1)).jobs, progress=False)
     info = json.loads((out / "run.json").read_text())
     created = info["created"]
     del info["backbone_weights"]  # written before that key existed
     (out / "run.json").write_text(json.dumps(info))
-    again = ev.plan(_spec(small, out, repetitions=1, max_folds=1))
+    again = make_plan(_spec(small, out, repetitions=1, max_folds=1))
     assert again.pending() == []  # the finished fold is still recognised as this job's
     info = json.loads((out / "run.json").read_text())
     assert info["backbone_weights"] is None and info["created"] == created
@@ -289,7 +298,7 @@ def test_cross_dataset_and_holdout_protocols_have_one_split(tiny_merged, tmp_pat
     items = sp.items_from_h5(base / "merged.h5")
     for name in ("cross-dataset", "merged"):
         sp.write_manifest(sp.make_manifest(sp.load_protocol(name), items, "t"), tmp_path / "m")
-    spec = ev.EvalSpec(
+    spec = EvalSpec(
         dataset=base / "merged.h5",
         protocols=("cross-dataset", "merged"),
         out=tmp_path / "run",
@@ -298,14 +307,14 @@ def test_cross_dataset_and_holdout_protocols_have_one_split(tiny_merged, tmp_pat
         overrides=dict(FAST),
         device="cpu",
     )
-    plan = ev.plan(spec)
+    plan = make_plan(spec)
     assert [j.folder for j in plan.jobs] == ["cross-dataset/0/0", "merged/0/0"]
-    cross, merged = ev.run_local(plan.jobs, progress=False)
-    assert cross["status"] == "ok"
+    cross, merged = run_local(plan.jobs, progress=False)
+    assert cross.status == "ok"
     predicted = json.loads(plan.jobs[0].result_path.read_text())["predictions"]
     assert {s.split(":")[0] for s in predicted} == {"cald3r", "mend3s"}  # tested on these only
     # one subject per dataset: the 80/20 hold-out has no test subject, and says so
-    assert merged["status"] == "failed" and "no test samples" in merged["reason"]
+    assert merged.status == "failed" and "no test samples" in merged.reason
     report = json.loads(ev_report(tmp_path / "run").read_text())
     groups = {g["protocol"]: g for g in report["groups"]}
     assert groups["cross-dataset"]["aggregate"]["accuracy"]["std_across_repetitions"] is None
@@ -313,18 +322,16 @@ def test_cross_dataset_and_holdout_protocols_have_one_split(tiny_merged, tmp_pat
 
 
 def ev_report(run_dir):
-    from fer3d_bench.report import write_report
-
     return write_report(run_dir).json
 
 
 def test_exclude_flagged_trains_without_them_records_it_and_names_it(small, tmp_path):
     out = tmp_path / "run"
     spec = _spec(small, out, protocols=("bu3dfe-full",), repetitions=1, max_folds=3)
-    plan = ev.plan(ev.EvalSpec(**{**vars(spec), "exclude_flagged": True}))
+    plan = make_plan(EvalSpec(**{**vars(spec), "exclude_flagged": True}))
     assert all(job.identity["exclude_flagged"] for job in plan.jobs)
     assert json.loads((out / "run.json").read_text())["exclude_flagged"] is True
-    ev.run_local(plan.jobs, progress=False)
+    run_local(plan.jobs, progress=False)
     manifest = sp.read_manifest(small / "m" / "bu3dfe-full" / "1.0.0.json")
     left_out = set()
     with H5Dataset(small / "merged.h5") as data:
@@ -340,7 +347,7 @@ def test_exclude_flagged_trains_without_them_records_it_and_names_it(small, tmp_
     title = json.loads(ev_report(out).read_text())["groups"][0]["title"]
     assert f"flagged samples left out of training ({len(left_out)} sample" in title
     with pytest.raises(ConfigError, match="trained without the samples flagged"):
-        ev.plan(spec)  # the same folder without --exclude-flagged
+        make_plan(spec)  # the same folder without --exclude-flagged
 
 
 def test_the_small_sample_flags_exactly_its_planted_scans(small):
@@ -353,3 +360,33 @@ def test_the_small_sample_flags_exactly_its_planted_scans(small):
         flags = {data.sample_ids[i]: data.flags[i] for i in np.flatnonzero(data.flagged)}
     assert set(flags) == set(planted)
     assert all("texture-agreement" in flags[s].split(";") for s in planted)
+
+
+def test_a_run_folder_written_by_0_7_resumes_without_retraining(small, tmp_path, monkeypatch):
+    """The checked-in folder (tests/data/run-0.7.0, made by 0.7.0 on this same sample) is
+    recognised as finished: its run.json merges and each result's job block equals the job this
+    version plans. Its dataset fingerprint and manifest hash are set to this build's first, so
+    that the test checks the run folder's format, not the renderer's pixels."""
+    fixture = Path(__file__).parents[1] / "data" / "run-0.7.0"
+    out = shutil.copytree(fixture, tmp_path / "run", ignore=shutil.ignore_patterns("make.py"))
+    old = json.loads((fixture / "run.json").read_text())
+    manifest = sp.read_manifest(small / "m" / "bu3dfe-legacy" / "1.0.0.json")
+    with H5Dataset(small / "merged.h5") as data:
+        now = {
+            old["dataset"]["fingerprint"]: data.fingerprint,
+            old["protocols"]["bu3dfe-legacy"]["manifest_sha256"]: manifest.sha256,
+        }
+    for path in [out / "run.json", *out.rglob("result.json")]:
+        text = path.read_text()
+        for before, after in now.items():
+            text = text.replace(before, after)
+        path.write_text(text)
+    calls = _counting_train(monkeypatch)
+    plan = make_plan(_spec(small, out, repetitions=1, max_folds=2))
+    assert [j.folder for j in plan.jobs] == ["bu3dfe-legacy/0/0", "bu3dfe-legacy/0/1"]
+    assert plan.pending() == []
+    assert [s.skipped for s in run_local(plan.jobs, progress=False)] == [True, True]
+    assert calls == []
+    info = json.loads((out / "run.json").read_text())
+    assert info["created"] == old["created"] and info["fer3d_bench_version"] == "0.7.0"
+    assert info["resumed_with"][-1]["fer3d_bench_version"] != "0.7.0"

@@ -16,8 +16,9 @@ from fer3d_bench.render import align, fit
 from fer3d_bench.render.backends import make_renderer
 from fer3d_bench.render.camera import OrthoCamera
 from fer3d_bench.render.layout import output_paths
+from fer3d_bench.render.options import RenderOptions
 from fer3d_bench.render.overlay import worst_first
-from fer3d_bench.render.run import RenderOptions, render_dataset
+from fer3d_bench.render.run import render_dataset
 from fer3d_bench.render.worker import Worker
 
 OPTIONS = RenderOptions(size=96)

@@ -5,19 +5,20 @@ Every expected number below is worked out by hand in a comment, never recomputed
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
 from fer3d_bench.errors import Fer3dError
-from fer3d_bench.report import (
-    aggregate,
-    build_report,
-    fold_metrics,
-    format_tables,
-    load_published,
-    load_run,
-    write_report,
-)
+from fer3d_bench.metrics import fold_metrics
+from fer3d_bench.records.report import Report
+from fer3d_bench.records.result import FoldResult
+from fer3d_bench.report import write_report
+from fer3d_bench.report.aggregate import aggregate as aggregate_records
+from fer3d_bench.report.build import build_report
+from fer3d_bench.report.load import load_run
+from fer3d_bench.report.published import load_published
+from fer3d_bench.report.tables import format_tables
 
 A, D, F, H = "anger", "disgust", "fear", "happiness"
 TWO = [A, H]
@@ -35,6 +36,11 @@ LEGACY = {
     (1, 1): [(A, A), (A, H)],  # 1/2 = 0.5
     (1, 2): [(H, A), (H, A), (A, H)],  # 0/3 = 0.0
 }
+
+
+def aggregate(results, kind):
+    """`aggregate` of result.json bodies, read as the report reads them."""
+    return aggregate_records([FoldResult.from_json(r, Path("result.json")) for r in results], kind)
 
 
 def result(variant, protocol, rep, fold, pairs, classes=TWO, status="ok", **job):
@@ -293,7 +299,7 @@ def test_write_report_end_to_end(tmp_path):
     again = write_report(folder)
     assert again.json.read_text() == text
     assert again.markdown.read_text() == markdown
-    assert format_tables(report) in markdown
+    assert format_tables(Report.from_json(report, paths.json)) in markdown
 
 
 def test_missing_fold_and_full_protocol_titles(tmp_path):
@@ -305,7 +311,7 @@ def test_missing_fold_and_full_protocol_titles(tmp_path):
     results.append(result("full", "merged", 0, 0, [(A, A)]))
     run = load_run(write_run(tmp_path / "r", protocols, results, differs={}))
     report = build_report(run, load_published())  # no figures needed here
-    titles = [g["title"] for g in report["groups"]]
+    titles = [g["title"] for g in report.groups]
     assert titles == ["bu3dfe-full 1.0.0 — TRUNCATED: 1 fold missing", "merged 1.0.0"]
 
 

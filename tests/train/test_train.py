@@ -12,9 +12,11 @@ from fer3d_bench.cli import main
 from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.dataset.build import BuildOptions, build_dataset
 from fer3d_bench.errors import Fer3dError
+from fer3d_bench.render.options import RenderOptions
 from fer3d_bench.sample import SampleConfig, make_sample
+from fer3d_bench.train.config import PRESETS, with_overrides
 from fer3d_bench.train.data import AugmentConfig, FerTorchDataset, fold_statistics
-from fer3d_bench.train.loop import PRESETS, train, with_overrides
+from fer3d_bench.train.loop import train
 
 LEARN = SampleConfig(
     seed=21,
@@ -33,30 +35,30 @@ def learn(tmp_path_factory):
     build_dataset(
         {"cald3r-mend3s": base / "sample" / "cald3r-mend3s"},
         base / "merged.h5",
-        BuildOptions(size=64),
+        BuildOptions(render=RenderOptions(size=64)),
         progress=False,
     )
     with H5Dataset(base / "merged.h5") as data:
         items = sp.items_from_h5(base / "merged.h5")
         manifest = sp.make_manifest(sp.load_protocol("cald3r-mend3s"), items, "test")
-        train_idx, val_idx = sp.fold_indices(manifest, data, 0, 0)
-    return base, train_idx, val_idx
+        train_idx, test_idx = sp.fold_indices(manifest, data, 0, 0)
+    return base, train_idx, test_idx
 
 
 def test_folds_are_subject_independent(learn):
-    base, train_idx, val_idx = learn
+    base, train_idx, test_idx = learn
     with H5Dataset(base / "merged.h5") as data:
-        assert not set(data.subjects[train_idx]) & set(data.subjects[val_idx])
-        assert len(train_idx) + len(val_idx) == len(data)
+        assert not set(data.subjects[train_idx]) & set(data.subjects[test_idx])
+        assert len(train_idx) + len(test_idx) == len(data)
 
 
 def test_reference_model_learns_far_above_chance(learn, tmp_path):
-    base, train_idx, val_idx = learn
+    base, train_idx, test_idx = learn
     config = with_overrides(PRESETS["tiny"], epochs=14)
-    result = train(base / "merged.h5", train_idx, val_idx, tmp_path, config, progress=False)
+    result = train(base / "merged.h5", train_idx, test_idx, tmp_path, config, progress=False)
     # 7 classes: chance is 14 %; a pipeline with shuffled labels, broken alignment of labels and
     # images or no learning stays near it.
-    assert result.val_accuracy >= 0.5, [r["val_accuracy"] for r in result.history]
+    assert result.test_accuracy >= 0.5, [r["test_accuracy"] for r in result.history]
     lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
     assert len(lines) == 14
     record = json.loads(lines[-1])
@@ -65,40 +67,40 @@ def test_reference_model_learns_far_above_chance(learn, tmp_path):
         "loss_center",
         "loss_island",
         "train_accuracy",
-        "val_accuracy",
+        "test_accuracy",
         "lr_backbone",
         "lr_head",
     } <= set(record)
     assert record["lr_backbone"] == pytest.approx(1e-6, rel=1e-3)  # one-cycle ends at 1e-6
     assert max(json.loads(x)["lr_head"] for x in lines) > 1e-3
     with H5Dataset(base / "merged.h5") as data:
-        assert set(result.predictions) == {data.sample_ids[i] for i in val_idx}
+        assert set(result.predictions) == {data.sample_ids[i] for i in test_idx}
 
 
 def test_resume_gives_the_same_weights_as_one_run(learn, tmp_path):
-    base, train_idx, val_idx = learn
+    base, train_idx, test_idx = learn
     small = train_idx[:24]
     config = with_overrides(PRESETS["tiny"], epochs=2, batch_size=8, effective_batch=16)
-    train(base / "merged.h5", small, val_idx[:8], tmp_path / "once", config, progress=False)
+    train(base / "merged.h5", small, test_idx[:8], tmp_path / "once", config, progress=False)
     first = tmp_path / "split"  # the same run, stopped after epoch 1, then started again
     stopped = train(
-        base / "merged.h5", small, val_idx[:8], first, config, progress=False, stop_after=1
+        base / "merged.h5", small, test_idx[:8], first, config, progress=False, stop_after=1
     )
     assert len(stopped.history) == 1
-    train(base / "merged.h5", small, val_idx[:8], first, config, progress=False)
+    train(base / "merged.h5", small, test_idx[:8], first, config, progress=False)
     a = torch.load(tmp_path / "once" / "checkpoint.pt", weights_only=False)
     b = torch.load(first / "checkpoint.pt", weights_only=False)
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
     assert torch.equal(a["criterion"]["centers"], b["criterion"]["centers"])
-    assert a["history"][-1]["val_accuracy"] == b["history"][-1]["val_accuracy"]
+    assert a["history"][-1]["test_accuracy"] == b["history"][-1]["test_accuracy"]
 
 
 def test_normalisation_uses_the_training_fold_only(learn):
-    base, train_idx, val_idx = learn
+    base, train_idx, test_idx = learn
     with H5Dataset(base / "merged.h5") as data:
         a = fold_statistics(data, train_idx)
-        b = fold_statistics(data, val_idx)
+        b = fold_statistics(data, test_idx)
         manual = np.stack([data[int(i)].rgb for i in train_idx]).reshape(-1, 3) / 255.0
     np.testing.assert_allclose(a.rgb_mean, manual.mean(axis=0), rtol=1e-9)
     np.testing.assert_allclose(a.rgb_std, manual.std(axis=0), rtol=1e-6)
@@ -170,6 +172,6 @@ def test_cli_train_and_bad_overrides(learn, tmp_path):
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "validation accuracy" in result.output
+    assert "test-fold accuracy" in result.output
     with pytest.raises(Fer3dError, match="unknown configuration key"):
         with_overrides(PRESETS["tiny"], **{"model.nonsense": 1})

@@ -1,0 +1,150 @@
+"""The training commands: train one fold, evaluate whole protocols, the demo."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from fer3d_bench import splits as sp
+from fer3d_bench.cli.options import (
+    ablation_option,
+    dataset_file,
+    epochs_option,
+    launcher_option,
+    preset_option,
+    training_options,
+)
+from fer3d_bench.cli.report import print_report
+from fer3d_bench.evaluation.cluster import SlurmOptions
+from fer3d_bench.evaluation.plan import EvalSpec
+from fer3d_bench.pipeline.demo import run_demo
+from fer3d_bench.pipeline.evaluate import Launch, train_fold
+from fer3d_bench.pipeline.evaluate import evaluate as run_evaluation
+from fer3d_bench.train.config import load_config_file
+
+SLURM = SlurmOptions()
+at_least_one = click.IntRange(min=1)
+
+
+@click.command("train")
+@dataset_file
+@click.option("--manifest", type=click.Path(path_type=Path, exists=True), required=True)
+@click.option("--fold", default=0, show_default=True, help="Test fold (hold-out: ignored).")
+@click.option("--repetition", default=0, show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+@preset_option
+@epochs_option
+@ablation_option(multiple=False)
+@training_options
+def train(dataset, manifest, fold, repetition, out, preset, epochs, ablation, **training) -> None:
+    """Train the reference model on one fold of a manifest; resumes from OUT."""
+    result = train_fold(
+        dataset,
+        manifest,
+        out,
+        repetition=repetition,
+        fold=fold,
+        preset=preset or "paper",
+        overrides={} if epochs is None else {"epochs": epochs},
+        ablation=ablation,
+        **training,
+    )
+    if result.left_out:
+        click.echo(f"left out of training (flagged low-quality): {', '.join(result.left_out)}")
+    for record in result.history:
+        click.echo(
+            f"epoch {record['epoch']:>3}  loss {record['loss_total']:.4f}  "
+            f"train {record['train_accuracy']:.3f}  test {record['test_accuracy']:.3f}"
+        )
+    click.echo(f"test-fold accuracy {result.test_accuracy:.4f}; checkpoint {result.checkpoint}")
+
+
+@click.command("evaluate")
+@dataset_file
+@click.option("--protocol", "protocols", multiple=True, required=True, help="Protocol name(s).")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder.")
+@click.option(
+    "--manifests",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder of <protocol>/<version>.json manifests [default: the published data_manifests/].",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path),
+    help="TOML: preset = ..., top-level training keys, [model] and [loss] tables.",
+)
+@preset_option
+@epochs_option
+@click.option("--repetitions", type=at_least_one, help="Run only the first N repetitions.")
+@click.option("--max-folds", type=at_least_one, help="Run only the first N folds of each.")
+@ablation_option(multiple=True)
+@launcher_option
+@click.option("--jobs", default=1, show_default=True, help="local: folds trained at once.")
+@click.option("--wait/--no-wait", default=False, help="slurm: wait for the jobs, then report.")
+@click.option("--slurm-partition")
+@click.option("--slurm-time", default=SLURM.timeout_min, show_default=True, help="Minutes/job.")
+@click.option("--slurm-gpus", default=SLURM.gpus_per_node, show_default=True)
+@click.option("--slurm-cpus", default=SLURM.cpus_per_task, show_default=True)
+@click.option("--slurm-mem-gb", default=SLURM.mem_gb, show_default=True)
+@click.option("--slurm-parallel", default=SLURM.array_parallelism, show_default=True)
+@training_options
+def evaluate(
+    dataset,
+    protocols,
+    out,
+    manifests,
+    config_file,
+    preset,
+    epochs,
+    repetitions,
+    max_folds,
+    ablations,
+    launcher,
+    jobs,
+    wait,
+    **options,
+) -> None:
+    """Train and test every fold of each protocol (resumable), then write and print the report."""
+    file_preset, overrides = load_config_file(config_file) if config_file else (None, {})
+    if epochs is not None:
+        overrides["epochs"] = epochs
+    slurm = SlurmOptions(
+        partition=options.pop("slurm_partition"),
+        timeout_min=options.pop("slurm_time"),
+        gpus_per_node=options.pop("slurm_gpus"),
+        cpus_per_task=options.pop("slurm_cpus"),
+        mem_gb=options.pop("slurm_mem_gb"),
+        array_parallelism=options.pop("slurm_parallel"),
+    )
+    spec = EvalSpec(
+        dataset=dataset,
+        protocols=protocols,
+        out=out,
+        manifests=manifests or sp.MANIFESTS_DIR,
+        preset=preset or file_preset or "paper",
+        overrides=overrides,
+        ablations=ablations,
+        repetitions=repetitions,
+        max_folds=max_folds,
+        launcher=launcher,
+        **options,
+    )
+    outcome = run_evaluation(spec, Launch(jobs=jobs, wait=wait, slurm=slurm), echo=click.echo)
+    if outcome.report is not None:
+        print_report(outcome.report)
+
+
+@click.command("demo")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("demo"), show_default=True)
+@click.option("--workers", default=2, show_default=True, help="Processes for sample and render.")
+def demo(out, workers) -> None:
+    """Everything on the generated sample: sample, render, build, splits, evaluate, report."""
+    started = time.perf_counter()
+    paths, tables = run_demo(out, workers=workers, echo=click.echo)
+    click.echo("")
+    click.echo(tables)
+    click.echo(f"report: {paths.markdown}; figures in {paths.markdown.parent / 'figures'}")
+    click.echo(f"demo finished in {time.perf_counter() - started:.0f} s")

@@ -1,0 +1,135 @@
+"""Options shared by several commands, written once; every choice read from its registry."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import click
+
+from fer3d_bench.evaluation import LAUNCHERS
+from fer3d_bench.render.backends import BACKENDS
+from fer3d_bench.render.options import RenderOptions
+from fer3d_bench.sources import SOURCES
+from fer3d_bench.train.config import ABLATIONS, DEVICES, PRESETS
+
+DEFAULTS = RenderOptions()
+EXCLUDE_FLAGGED_HELP = (
+    "Leave training samples that render-depth flagged low-quality out (recorded, and named in "
+    "the report's title); test folds stay the protocol's. Default: keep them, as the published "
+    "protocols do."
+)
+
+
+def _stack(*decorators):
+    """Apply option decorators in the order written (the order --help lists them)."""
+
+    def apply(function):
+        for decorator in reversed(decorators):
+            function = decorator(function)
+        return function
+
+    return apply
+
+
+dataset_choice = click.option(
+    "--dataset", type=click.Choice(list(SOURCES)), required=True, help="Which dataset ROOT holds."
+)
+label_map_option = click.option(
+    "--label-map", type=click.Path(path_type=Path), help="TOML overriding labels.toml."
+)
+layout_option = click.option(
+    "--layout", type=click.Path(path_type=Path), help="CalD3r & MenD3s layout TOML."
+)
+source_files = _stack(label_map_option, layout_option)
+
+
+def render_options(function):
+    """--size ... --landmark-allowance, handed to the command as one `render` RenderOptions."""
+
+    @functools.wraps(function)
+    def command(*args, size, margin, backend, fit_rotation, min_iou, landmark_allowance, **kw):
+        render = RenderOptions(size, margin, backend, fit_rotation, min_iou, landmark_allowance)
+        return function(*args, render=render, **kw)
+
+    return _stack(
+        click.option("--size", default=DEFAULTS.size, show_default=True, help="Crop side (px)."),
+        click.option(
+            "--margin",
+            default=DEFAULTS.margin,
+            show_default=True,
+            help="Crop margin around the face, as a fraction of its longer side.",
+        ),
+        click.option(
+            "--backend",
+            type=click.Choice(BACKENDS),
+            default=DEFAULTS.backend,
+            show_default=True,
+            help="open3d needs no OpenGL.",
+        ),
+        click.option(
+            "--fit-rotation",
+            is_flag=True,
+            help="BU-3DFE: also fit a small in-plane rotation of the F2D camera.",
+        ),
+        click.option(
+            "--min-iou",
+            default=DEFAULTS.min_iou,
+            show_default=True,
+            help="BU-3DFE: silhouette IoU below this marks a sample low-quality.",
+        ),
+        click.option(
+            "--landmark-allowance",
+            default=DEFAULTS.landmark_allowance_px,
+            show_default=True,
+            help="Bosphorus: annotation error (px) allowed beyond the grid lattice's snap radius "
+            "when a .lm2 point is compared with its .lm3 vertex.",
+        ),
+    )(command)
+
+
+workers_option = click.option("--workers", default=1, show_default=True, help="Worker processes.")
+allow_failures_option = click.option(
+    "--allow-failures", is_flag=True, help="Accept samples that failed to render: left out, listed."
+)
+
+dataset_file = click.option(
+    "--dataset",
+    type=click.Path(path_type=Path, exists=True, dir_okay=False),
+    required=True,
+    help="The merged .h5 file.",
+)
+preset_option = click.option(
+    "--preset", type=click.Choice(list(PRESETS)), help="Training preset [default: paper]."
+)
+epochs_option = click.option("--epochs", type=int, help="Override the number of epochs.")
+training_options = _stack(
+    click.option("--device", type=click.Choice(DEVICES), default=DEVICES[0], show_default=True),
+    click.option(
+        "--backbone-weights",
+        type=click.Path(path_type=Path, exists=True, dir_okay=False),
+        help="Local timm state dict (or a whole-model pickle with --trust-pickle).",
+    ),
+    click.option("--trust-pickle", is_flag=True, help="Allow loading a whole-model pickle."),
+    click.option("--exclude-flagged", is_flag=True, help=EXCLUDE_FLAGGED_HELP),
+)
+
+
+def ablation_option(multiple: bool):
+    help_text = "Also run this ablation of the reference model (repeatable)."
+    return click.option(
+        "--ablation",
+        "ablations" if multiple else "ablation",
+        multiple=multiple,
+        type=click.Choice(list(ABLATIONS)),
+        help=help_text if multiple else "Train this ablation of the reference model instead.",
+    )
+
+
+launcher_option = click.option(
+    "--launcher",
+    type=click.Choice(LAUNCHERS),
+    default=LAUNCHERS[0],
+    show_default=True,
+    help="local: here; slurm: a submitit job array; submitit-local: submitit's local executor.",
+)

@@ -1,0 +1,115 @@
+"""Run-folder compatibility: what a folder written by an earlier call may be resumed with.
+
+A folder holds one dataset, one choice of flagged samples and pretrained weights, one
+configuration per variant and one manifest per protocol; anything else is refused before a
+single fold trains, with the keys that differ named.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fer3d_bench.errors import ConfigError
+from fer3d_bench.records.io import read_json
+from fer3d_bench.records.result import FoldResult, read_result
+from fer3d_bench.records.run import RunInfo
+
+_ABSENT = "(absent)"
+
+
+def merge_run_info(path: Path, new: RunInfo) -> RunInfo:
+    """The run.json of a folder that may hold an earlier call; refuses another configuration.
+
+    What was recorded first stays; keys new in this version join; each resume by another
+    version or commit is listed under `resumed_with`.
+    """
+    if not path.exists():
+        return new
+    raw = read_json(path, what="run.json (move the run folder away if it is damaged)")
+    old = RunInfo.from_json(raw, path)
+    folder = path.parent
+    _refuse_other_run(folder, old, new)
+    for name, entry in new.protocols.items():
+        before = old.protocols.get(name)
+        if before and before.manifest_sha256 != entry.manifest_sha256:
+            raise ConfigError(
+                f"{folder} holds {name} results for another manifest (sha256 "
+                f"{before.manifest_sha256[:12]}...); choose another --out"
+            )
+        if before:
+            entry.repetitions_run = max(entry.repetitions_run, before.repetitions_run)
+            entry.folds_run = max(entry.folds_planned, before.folds_planned)
+    fresh = new.to_json()
+    merged = {**fresh, **raw}
+    merged["variants"] = {**raw["variants"], **fresh["variants"]}
+    merged["protocols"] = {**raw["protocols"], **fresh["protocols"]}
+    if (new.git_commit, new.fer3d_bench_version) != (old.git_commit, old.fer3d_bench_version):
+        merged.setdefault("resumed_with", [])
+        keys = ("fer3d_bench_version", "git_commit", "device", "launcher", "created")
+        entry = {k: fresh[k] for k in keys}
+        if entry not in merged["resumed_with"]:
+            merged["resumed_with"].append(entry)
+    return RunInfo.from_json(merged, path)
+
+
+def _refuse_other_run(folder: Path, old: RunInfo, new: RunInfo) -> None:
+    if old.fingerprint != new.fingerprint:
+        raise ConfigError(
+            f"{folder} holds results for another dataset (fingerprint "
+            f"{str(old.fingerprint)[:12]}..., this one {str(new.fingerprint)[:12]}...); "
+            "choose another --out"
+        )
+    if old.exclude_flagged != new.exclude_flagged:
+        kept = "without" if old.exclude_flagged else "with"
+        raise ConfigError(
+            f"{folder} holds results trained {kept} the samples flagged low-quality; choose "
+            "another --out, or make the same --exclude-flagged choice as before"
+        )
+    if old.backbone_weights != new.backbone_weights:
+        raise ConfigError(
+            f"{folder} holds results trained from other pretrained weights "
+            f"({old.backbone_weights}); choose another --out"
+        )
+    for variant, config in new.variants.items():
+        if variant in old.variants and old.variants[variant] != config:
+            keys = changed(old.variants[variant], config)
+            raise ConfigError(
+                f"{folder} holds results of a different configuration for {variant!r} "
+                f"(differs in {', '.join(keys)}); choose another --out, or give the same "
+                "--preset/--config/--epochs as before"
+            )
+
+
+def existing_result(path: Path, identity: dict) -> FoldResult | None:
+    """The finished result of the job `identity`, None if there is none; another's is refused."""
+    if not path.exists():
+        return None
+    result = read_result(path)
+    if result.job != identity:
+        keys = changed(result.job, identity)
+        raise ConfigError(
+            f"{path} holds the result of a different job (differs in {', '.join(keys[:5])}); "
+            "choose another --out"
+        )
+    return result
+
+
+def differences(old: dict, new: dict) -> dict[str, list]:
+    """Dotted key -> [old, new] for every nested value that differs or exists on one side only."""
+    a, b = _flatten(old), _flatten(new)
+    pairs = {k: [a.get(k, _ABSENT), b.get(k, _ABSENT)] for k in sorted(a.keys() | b.keys())}
+    return {k: pair for k, pair in pairs.items() if pair[0] != pair[1]}
+
+
+def changed(old: dict, new: dict) -> list[str]:
+    return [f"{key} {a!r} -> {b!r}" for key, (a, b) in differences(old, new).items()]
+
+
+def _flatten(values: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
+    return out

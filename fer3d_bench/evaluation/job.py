@@ -1,0 +1,117 @@
+"""One fold job: train on its training subjects, test on its test subjects, write result.json.
+
+A job whose result.json already holds its identity is skipped; a diverging fold is recorded as
+failed (the others go on); a fold with no training or no test sample fails with that reason.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from fer3d_bench import __version__
+from fer3d_bench import splits as sp
+from fer3d_bench.dataset import H5Dataset
+from fer3d_bench.errors import Fer3dError
+from fer3d_bench.evaluation.folder import existing_result
+from fer3d_bench.evaluation.plan import FoldJob, Runtime
+from fer3d_bench.metrics import prediction_metrics
+from fer3d_bench.records.io import read_jsonl
+from fer3d_bench.records.provenance import environment, git_commit, now
+from fer3d_bench.records.result import FAILED, OK, FoldResult, renamed_history, write_result
+from fer3d_bench.train import loop
+from fer3d_bench.train.config import config_from_dict
+
+
+@dataclass(frozen=True)
+class FoldSummary:
+    """What a launcher reports of one finished job."""
+
+    folder: str
+    status: str
+    reason: str | None
+    accuracy: float | None
+    skipped: bool  # already done before this call
+
+    def line(self) -> str:
+        """One line per finished fold job, for the terminal."""
+        if self.status != OK:
+            return f"{self.folder}: FAILED ({self.reason})"
+        done = "already done" if self.skipped else "trained"
+        return f"{self.folder}: accuracy {self.accuracy:.3f} ({done})"
+
+
+def runtime(device: str, launcher: str) -> Runtime:
+    """This machine's device and stack for run.json; a cluster job picks its device itself."""
+    extra = {
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    picked = loop.pick_device(device).type if launcher == "local" else device
+    return Runtime(device=picked, environment=environment() | extra)
+
+
+def run_fold(job: FoldJob) -> FoldSummary:
+    """Train and test one fold; write its result.json. A diverging fold is recorded as failed."""
+    done = existing_result(job.result_path, job.identity)
+    if done is not None:
+        return _summary(job, done, skipped=True)
+    if job.threads:
+        torch.set_num_threads(job.threads)
+    folder = Path(job.run_dir) / job.folder
+    identity = job.identity
+    manifest = sp.read_manifest(Path(job.manifest))
+    with H5Dataset(job.dataset) as data:
+        if data.fingerprint != identity["dataset_fingerprint"]:
+            raise Fer3dError(f"{job.dataset} changed since the run was planned (fingerprint)")
+        train_idx, test_idx = sp.fold_indices(
+            manifest, data, identity["repetition"], identity["fold"]
+        )
+        truth = {data.sample_ids[i]: data.classes[int(data.labels[i])] for i in test_idx}
+        names = list(data.classes)
+    started, clock = now(), time.perf_counter()
+    result = FoldResult(job=identity, status=OK, classes=job.classes)
+    empty = [name for name, idx in (("training", train_idx), ("test", test_idx)) if not len(idx)]
+    if empty:  # too few subjects for this many folds: nothing to train or test on
+        result.status, result.reason = FAILED, f"the fold has no {' and no '.join(empty)} samples"
+    else:
+        try:
+            outcome = loop.train(
+                Path(job.dataset),
+                train_idx,
+                test_idx,
+                folder,
+                config_from_dict(identity["config"]),
+                device=job.device,
+                backbone_weights=Path(job.backbone_weights) if job.backbone_weights else None,
+                trust_pickle=job.trust_pickle,
+                progress=job.progress,
+                classes=job.classes,
+                exclude_flagged=job.exclude_flagged,
+            )
+            result.history, result.training_left_out = outcome.history, outcome.left_out
+            result.predictions = {
+                sid: {"true": truth[sid], "pred": names[k]}
+                for sid, k in sorted(outcome.predictions.items())
+            }
+            result.metrics = prediction_metrics(result.predictions, job.classes)
+        except FloatingPointError as exc:  # diverged: this fold fails, the others go on
+            result.status, result.reason = FAILED, f"training diverged: {exc}"
+            result.history = [renamed_history(e) for e in read_jsonl(folder / "metrics.jsonl")]
+    result.checkpoint = f"{job.folder}/checkpoint.pt"
+    result.device = loop.pick_device(job.device).type
+    result.seconds = round(time.perf_counter() - clock, 3)
+    result.started, result.finished = started, now()
+    result.fer3d_bench_version, result.git_commit = __version__, git_commit()[0]
+    folder.mkdir(parents=True, exist_ok=True)  # an empty fold never reached the trainer
+    write_result(job.result_path, result)
+    return _summary(job, result, skipped=False)
+
+
+def _summary(job: FoldJob, result: FoldResult, skipped: bool) -> FoldSummary:
+    metrics = result.metrics or {}
+    return FoldSummary(job.folder, result.status, result.reason, metrics.get("accuracy"), skipped)

@@ -1,0 +1,37 @@
+"""The pool launcher: fold jobs in spawned worker processes on this machine, N at a time.
+
+Each worker gets an equal share of the cores as its torch thread count, so N jobs do not start
+N times as many threads as there are cores. Spawned, not forked: CUDA and OpenGL state do not
+survive a fork.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+from fer3d_bench.evaluation.job import FoldSummary, run_fold
+from fer3d_bench.evaluation.local import OnResult, announce
+from fer3d_bench.evaluation.plan import FoldJob
+from fer3d_bench.progress import progress as progress_bar
+
+
+def run_pool(
+    jobs: list[FoldJob], workers: int, progress: bool = True, on_result: OnResult = None
+) -> list[FoldSummary]:
+    """Run jobs in `workers` processes; summaries sorted by folder."""
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    for job in jobs:
+        job.threads, job.progress = threads, False
+    context = multiprocessing.get_context("spawn")
+    summaries = []
+    with (
+        progress_bar(total=len(jobs), desc="folds", unit="fold", enabled=progress) as bar,
+        ProcessPoolExecutor(workers, mp_context=context) as pool,
+    ):
+        futures = [pool.submit(run_fold, job) for job in jobs]
+        for future in as_completed(futures):
+            summaries.append(future.result())
+            announce(summaries[-1], on_result, bar)
+    return sorted(summaries, key=lambda s: s.folder)

@@ -1,0 +1,116 @@
+"""Training and evaluation composed once: one fold from a manifest; plan + launch + report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fer3d_bench import splits as sp
+from fer3d_bench.dataset import H5Dataset
+from fer3d_bench.evaluation import job
+from fer3d_bench.evaluation.cluster import CLUSTERS, SlurmOptions, submit
+from fer3d_bench.evaluation.job import FoldSummary
+from fer3d_bench.evaluation.local import run_local
+from fer3d_bench.evaluation.plan import EvalSpec, Plan, plan
+from fer3d_bench.evaluation.pool import run_pool
+from fer3d_bench.report import ReportPaths, write_report
+from fer3d_bench.train import loop
+from fer3d_bench.train.config import FULL, variant_configs
+
+Echo = Callable[[str], None]
+
+
+def train_fold(
+    dataset: Path,
+    manifest_path: Path,
+    out: Path,
+    *,
+    repetition: int = 0,
+    fold: int = 0,
+    preset: str = "paper",
+    overrides: dict | None = None,
+    ablation: str | None = None,
+    device: str = "auto",
+    backbone_weights: Path | None = None,
+    trust_pickle: bool = False,
+    exclude_flagged: bool = False,
+) -> loop.TrainResult:
+    """Train the reference model (or one ablation of it) on one fold of a manifest."""
+    variants = variant_configs(preset, overrides, (ablation,) if ablation else ())
+    config = variants[ablation or FULL]
+    manifest = sp.read_manifest(manifest_path)
+    with H5Dataset(dataset) as data:
+        train_idx, test_idx = sp.fold_indices(manifest, data, repetition, fold)
+    return loop.train(
+        dataset,
+        train_idx,
+        test_idx,
+        out,
+        config,
+        device=device,
+        backbone_weights=backbone_weights,
+        trust_pickle=trust_pickle,
+        classes=manifest.content["classes"],
+        exclude_flagged=exclude_flagged,
+    )
+
+
+@dataclass
+class Launch:
+    """How the planned jobs run: here (`jobs` at once), or as a cluster job array."""
+
+    jobs: int = 1  # local: folds trained at once
+    wait: bool = False  # slurm: wait for the jobs, then report
+    slurm: SlurmOptions = field(default_factory=SlurmOptions)
+    progress: bool = True
+
+
+@dataclass
+class Evaluation:
+    plan: Plan
+    summaries: list[FoldSummary]
+    report: ReportPaths | None  # None when cluster jobs were submitted without waiting
+
+
+def plan_run(spec: EvalSpec, progress: bool = False) -> Plan:
+    """Plan `spec` with this machine's runtime recorded in run.json."""
+    return plan(spec, job.runtime(spec.device, spec.launcher), progress=progress)
+
+
+def evaluate(
+    spec: EvalSpec, launch: Launch | None = None, echo: Echo = print, report: bool = True
+) -> Evaluation:
+    """Plan, run every pending fold job with the spec's launcher, then write the report.
+
+    `report=False` leaves the report to the caller (the demo writes one for several calls).
+    """
+    launch = launch or Launch()
+    one_bar = launch.progress and spec.launcher == "local" and launch.jobs == 1
+    planned = plan_run(spec, progress=one_bar)
+    pending = planned.pending()
+    done = len(planned.jobs) - len(pending)
+    echo(f"{spec.out}: {len(planned.jobs)} fold jobs, {done} already done")
+    summaries = launch_jobs(pending, spec, launch, echo)
+    if spec.launcher == "slurm" and not launch.wait:
+        echo(
+            f"submitted {len(pending)} jobs (ids in {spec.out}/submitit/jobs.json); when they "
+            f"have finished: fer3d-bench report {spec.out}"
+        )
+        return Evaluation(planned, summaries, None)
+    return Evaluation(planned, summaries, write_report(spec.out) if report else None)
+
+
+def launch_jobs(jobs: list, spec: EvalSpec, launch: Launch, echo: Echo) -> list[FoldSummary]:
+    """Run `jobs` with the spec's launcher; each finished local job is echoed as it ends."""
+
+    def on_result(summary: FoldSummary) -> None:
+        echo(summary.line())
+
+    if spec.launcher == "local" and launch.jobs > 1:
+        return run_pool(jobs, launch.jobs, progress=launch.progress, on_result=on_result)
+    if spec.launcher == "local":
+        return run_local(jobs, progress=launch.progress, on_result=on_result)
+    cluster = CLUSTERS[spec.launcher]
+    wait = launch.wait or cluster == "local"
+    return submit(jobs, spec.out, cluster, launch.slurm, wait=wait, progress=launch.progress)

@@ -1,0 +1,132 @@
+"""run.json: what an evaluation run is (dataset, manifests, configuration per variant, versions).
+
+The schema id stays `fer3d-bench/run/1`: every key written since 0.5 is read, keys a file lacks
+take the value they had before they existed, and keys this version does not know are kept as
+they are (`extra`), so a folder written by a newer minor version survives a resume.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+from fer3d_bench.records.io import SchemaMismatch, read_json, write_json
+
+RUN_SCHEMA = "fer3d-bench/run/1"
+KINDS = ("kfold", "holdout", "cross")
+_REQUIRED = ("version", "kind", "repetitions_total", "folds_total", "repetitions_run")
+
+
+@dataclass
+class ProtocolEntry:
+    """One protocol of a run: its version, manifest and how much of it was asked for."""
+
+    version: str
+    kind: str
+    repetitions_total: int
+    folds_total: int
+    repetitions_run: int
+    folds_run: int | None = None  # None in runs older than --max-folds: all folds
+    manifest: str | None = None
+    manifest_sha256: str | None = None
+    classes: list[str] | None = None
+    seed: int | None = None
+
+    @property
+    def folds_planned(self) -> int:
+        return self.folds_total if self.folds_run is None else self.folds_run
+
+    @property
+    def expected_folds(self) -> int:
+        return self.repetitions_run * self.folds_planned
+
+    def to_json(self) -> dict:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {k: v for k, v in data.items() if not (k == "folds_run" and v is None)}
+
+    @classmethod
+    def from_json(cls, data: dict, path: Path, name: str) -> ProtocolEntry:
+        if not isinstance(data, dict):
+            raise SchemaMismatch(path, f"protocol {name!r} must be an object")
+        missing = [key for key in _REQUIRED if key not in data]
+        if missing:
+            raise SchemaMismatch(path, f"protocol {name!r} lacks {missing}")
+        if data["kind"] not in KINDS:
+            raise SchemaMismatch(path, f"protocol {name!r} has unknown kind {data['kind']!r}")
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class RunInfo:
+    """The typed run.json. `variants` holds each variant's configuration as recorded."""
+
+    variants: dict[str, dict]
+    protocols: dict[str, ProtocolEntry]
+    name: str = ""
+    dataset: dict = field(default_factory=dict)  # {"path", "fingerprint"}
+    preset: str | None = None
+    overrides: dict = field(default_factory=dict)
+    backbone_weights: dict | None = None  # {"file", "sha256"}
+    exclude_flagged: bool = False
+    reference: dict = field(default_factory=dict)  # {"differs_from_paper": {key: [run, paper]}}
+    fer3d_bench_version: str | None = None
+    git_commit: str = "unknown"
+    git_dirty: bool = False
+    device: str | None = None
+    launcher: str | None = None
+    environment: dict = field(default_factory=dict)
+    created: str | None = None
+    resumed_with: list[dict] = field(default_factory=list)
+    extra: dict = field(default_factory=dict)  # keys of another version, kept as they were
+
+    @property
+    def fingerprint(self) -> str | None:
+        return self.dataset.get("fingerprint")
+
+    @property
+    def differs_from_paper(self) -> dict:
+        """Dotted configuration key -> [this run's value, the paper's], for the titles."""
+        return self.reference.get("differs_from_paper") or {}
+
+    def to_json(self) -> dict:
+        data = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("protocols", "resumed_with", "extra")
+        }
+        data["schema"] = RUN_SCHEMA
+        data["protocols"] = {name: p.to_json() for name, p in self.protocols.items()}
+        if self.resumed_with:
+            data["resumed_with"] = self.resumed_with
+        return {**self.extra, **data}
+
+    @classmethod
+    def from_json(cls, data: dict, path: Path) -> RunInfo:
+        if data.get("schema") != RUN_SCHEMA:
+            raise SchemaMismatch(
+                path,
+                f"not a fer3d-bench run (expected schema {RUN_SCHEMA!r}, "
+                f"found {data.get('schema')!r})",
+            )
+        variants, protocols = data.get("variants"), data.get("protocols")
+        if not isinstance(variants, dict) or "full" not in variants:
+            raise SchemaMismatch(path, "'variants' must be an object holding at least 'full'")
+        if not isinstance(protocols, dict) or not protocols:
+            raise SchemaMismatch(path, "'protocols' must be a non-empty object")
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
+        values["protocols"] = {
+            name: ProtocolEntry.from_json(entry, path, name) for name, entry in protocols.items()
+        }
+        values["extra"] = {k: v for k, v in data.items() if k not in known and k != "schema"}
+        return cls(**values)
+
+
+def read_run_info(path: Path) -> RunInfo:
+    path = Path(path)
+    return RunInfo.from_json(read_json(path, what="run.json of an evaluation run folder"), path)
+
+
+def write_run_info(path: Path, info: RunInfo) -> Path:
+    return write_json(path, info.to_json())

@@ -1,0 +1,130 @@
+"""The report record: one group per (variant, protocol), each titled with every way it falls short.
+
+Deterministic for the same inputs: groups in a fixed order (the reference model first, then the
+known ablations, then any other), no timestamps of its own.
+"""
+
+from __future__ import annotations
+
+import json
+
+from fer3d_bench.records.report import Report
+from fer3d_bench.records.result import FoldResult
+from fer3d_bench.records.run import ProtocolEntry
+from fer3d_bench.report.aggregate import aggregate
+from fer3d_bench.report.load import Run
+
+VARIANTS = {  # what each variant changes; rows of the paper's tables VI and VII
+    "full": "RGB + depth, attention fusion, transformer",
+    "rgb-only": "RGB only (table VI)",
+    "sum-fusion": "sum fusion instead of attention (table VII)",
+    "no-transformer": "pooling instead of the transformer (table VII)",
+}
+# the differences a reader should see first in a table title
+_HEADLINE = {"epochs": 0, "model.backbone": 1, "model.input_size": 2}
+
+
+def build_report(run: Run, published: dict[str, list[dict]]) -> Report:
+    """Everything report.json holds; deterministic for the same inputs."""
+    groups = [_group(run, variant, protocol) for variant, protocol in _group_keys(run)]
+    return Report(
+        run=run.info,
+        groups=groups,
+        published={p: published.get(p, []) for p in run.protocols},
+        timings=_timings(groups),
+        figures=[path for g in groups for path in g["figures"]],
+    )
+
+
+def _group_keys(run: Run) -> list[tuple[str, str]]:
+    """Variant full on every protocol (even with no result yet), ablations where they ran."""
+    order = [*VARIANTS, *sorted(set(run.info.variants) - set(VARIANTS))]
+    variants = [v for v in order if v in run.info.variants]
+    return [(v, p) for v in variants for p in run.protocols if v == "full" or (v, p) in run.results]
+
+
+def _group(run: Run, variant: str, protocol: str) -> dict:
+    entry = run.info.protocols[protocol]
+    results = run.results.get((variant, protocol), [])
+    summary = aggregate(results, entry.kind)
+    for row in summary["folds"]:
+        row["result"] = run.files[(variant, protocol, row["repetition"], row["fold"])]
+    notes = truncation_notes(entry, run.info.differs_from_paper, summary)
+    if run.info.exclude_flagged:
+        notes.append(_flagged_note(results))
+    return {
+        "variant": variant,
+        "protocol": protocol,
+        "version": entry.version,
+        "kind": entry.kind,
+        "folds_expected": entry.expected_folds,
+        "truncation": notes,
+        "title": table_title(protocol, entry.version, notes),
+        "aggregate": summary,
+        "seconds": sum(float(r.seconds or 0.0) for r in results),
+        "figures": figure_names(variant, protocol, summary, results),
+    }
+
+
+def figure_names(variant: str, protocol: str, summary: dict, results: list[FoldResult]):
+    """The group's figures, relative to the run folder: confusion if a fold is ok, curves."""
+    names = []
+    if summary["folds_ok"]:
+        names.append(f"figures/{variant}_{protocol}_confusion.png")
+    if any(r.history for r in results):
+        names.append(f"figures/{variant}_{protocol}_curves.png")
+    return names
+
+
+def _flagged_note(results: list[FoldResult]) -> str:
+    """`evaluate --exclude-flagged` trains on fewer samples than the protocol names."""
+    left_out = {sid for r in results for sid in r.training_left_out}
+    return (
+        f"flagged samples left out of training ({count(len(left_out), 'sample')}; test "
+        "folds as the protocol)"
+    )
+
+
+def truncation_notes(entry: ProtocolEntry, differs: dict, summary: dict) -> list[str]:
+    """Every way this row falls short of the full protocol, in words for the table title."""
+    scope = []
+    if entry.repetitions_run < entry.repetitions_total:
+        scope.append(f"{entry.repetitions_run} of {entry.repetitions_total} repetitions")
+    if entry.folds_planned < entry.folds_total:
+        scope.append(f"{entry.folds_planned} of {entry.folds_total} folds")
+    notes = [", ".join(scope)] if scope else []
+    if differs:
+        keys = sorted(differs, key=lambda k: (k not in _HEADLINE, _HEADLINE.get(k, 0), k))
+        pairs = ", ".join(f"{k} {word(differs[k][0])} vs {word(differs[k][1])}" for k in keys[:3])
+        more = f" and {len(keys) - 3} more, listed under Provenance" if len(keys) > 3 else ""
+        notes.append(f"configuration differs from the paper ({pairs}{more})")
+    if summary["folds_failed"]:
+        notes.append(f"{count(summary['folds_failed'], 'fold')} failed")
+    missing = entry.expected_folds - summary["folds_ok"] - summary["folds_failed"]
+    if missing > 0:
+        notes.append(f"{count(missing, 'fold')} missing")
+    return notes
+
+
+def table_title(protocol: str, version: str, notes: list[str]) -> str:
+    title = f"{protocol} {version}"
+    return f"{title} — TRUNCATED: {'; '.join(notes)}" if notes else title
+
+
+def word(value) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _timings(groups: list[dict]) -> dict:
+    per_protocol: dict[str, float] = {}
+    for g in groups:
+        per_protocol[g["protocol"]] = per_protocol.get(g["protocol"], 0.0) + g["seconds"]
+    return {
+        "total_seconds": sum(g["seconds"] for g in groups),
+        "per_protocol_seconds": per_protocol,
+        "per_group_seconds": {f"{g['variant']}/{g['protocol']}": g["seconds"] for g in groups},
+    }

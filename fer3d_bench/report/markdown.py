@@ -1,0 +1,128 @@
+"""report.md: tables, then recall, repetitions, failures, published rows, timings, provenance."""
+
+from __future__ import annotations
+
+import json
+
+from fer3d_bench.records.report import Report
+from fer3d_bench.records.run import RunInfo
+from fer3d_bench.report.build import word
+from fer3d_bench.report.published import NOT_REPRODUCED
+from fer3d_bench.report.tables import format_tables, percent, table
+
+
+def format_markdown(report: Report) -> str:
+    """report.md: the tables, then recall, repetitions, failures, timings, provenance, figures."""
+    info = report.run
+    sections = [
+        f"# fer3d-bench report: {info.name}",
+        _run_line(info),
+        "## Results\n\n" + format_tables(report).rstrip("\n"),
+        _recall_section(report),
+        _repetition_section(report),
+        _failed_section(report),
+        _published_section(report),
+        _timing_section(report),
+        _provenance_section(info),
+        "## Figures\n\n" + "\n".join(f"- [{p}]({p})" for p in report.figures),
+    ]
+    return "\n\n".join(s for s in sections if s) + "\n"
+
+
+def _run_line(info: RunInfo) -> str:
+    commit = info.git_commit + (" (dirty)" if info.git_dirty else "")
+    return (
+        f"Preset `{info.preset}`, overrides `{json.dumps(info.overrides)}`;"
+        f" fer3d-bench {info.fer3d_bench_version}, git {commit}; device"
+        f" {info.device}; launcher {info.launcher}; created {info.created}."
+        f" Published rows are copied from the papers cited and are not reproduced by fer3d-bench."
+    )
+
+
+def _recall_section(report: Report) -> str:
+    blocks = ["## Per-class recall (variant full, row-normalised confusion summed over folds)"]
+    for g in report.full():
+        summary = g["aggregate"]
+        support = [sum(row) for row in summary["confusion"]["counts"]]
+        rows = [
+            [c, percent(summary["recall"][c]), str(n)]
+            for c, n in zip(summary["classes"], support, strict=True)
+        ]
+        blocks.append(
+            f"### {g['protocol']}\n\n" + "\n".join(table(["class", "recall (%)", "samples"], rows))
+        )
+    return "\n\n".join(blocks)
+
+
+def _repetition_section(report: Report) -> str:
+    blocks = ["## Per repetition (fold scores averaged within each repetition)"]
+    for g in report.groups:
+        rows = [
+            [
+                str(r["repetition"]),
+                str(r["folds"]),
+                _mean_std(r["accuracy"]),
+                _mean_std(r["macro_f1"]),
+            ]
+            for r in g["aggregate"]["repetitions"]
+        ]
+        header = ["repetition", "folds ok", "accuracy (%)", "macro-F1 (%)"]
+        blocks.append(f"### {g['variant']} / {g['protocol']}\n\n" + "\n".join(table(header, rows)))
+    return "\n\n".join(blocks)
+
+
+def _mean_std(spread: dict) -> str:
+    if spread["mean"] is None:
+        return "—"
+    std = f" ± {100 * spread['std']:.2f}" if spread["std"] is not None else ""
+    return f"{100 * spread['mean']:.2f}{std}"
+
+
+def _failed_section(report: Report) -> str:
+    rows = [
+        [g["variant"], g["protocol"], str(f["repetition"]), str(f["fold"]), str(f["reason"])]
+        for g in report.groups
+        for f in g["aggregate"]["failed"]
+    ]
+    if not rows:
+        return "## Failed folds\n\nNone."
+    header = ["variant", "protocol", "repetition", "fold", "reason"]
+    return "## Failed folds\n\n" + "\n".join(table(header, rows))
+
+
+def _published_section(report: Report) -> str:
+    rows = [
+        [protocol, p["method"], f"{p['accuracy']:.2f}", p["protocol_as_stated"], p["note"] or ""]
+        for protocol, published in report.published.items()
+        for p in published
+    ]
+    header = ["protocol", "method", "accuracy (%)", "protocol as the paper states it", "note"]
+    return f"## Published rows ({NOT_REPRODUCED})\n\n" + "\n".join(table(header, rows))
+
+
+def _timing_section(report: Report) -> str:
+    timings = report.timings
+    rows = [[key, f"{s:.1f}"] for key, s in timings["per_group_seconds"].items()]
+    rows.append(["total", f"{timings['total_seconds']:.1f}"])
+    return "## Timings (sum of fold seconds)\n\n" + "\n".join(
+        table(["variant/protocol", "seconds"], rows)
+    )
+
+
+def _provenance_section(info: RunInfo) -> str:
+    lines = ["## Provenance", ""]
+    dataset = info.dataset
+    lines.append(f"- dataset `{dataset.get('path')}`, fingerprint `{dataset.get('fingerprint')}`")
+    for name, spec in info.protocols.items():
+        lines.append(
+            f"- protocol {name} {spec.version} ({spec.kind}),"
+            f" manifest `{spec.manifest}` sha256 `{spec.manifest_sha256}`"
+        )
+    for name, config in info.variants.items():
+        settings = json.dumps(config, sort_keys=True)
+        lines.append(f"- variant {name}: seed {config.get('seed')}, config `{settings}`")
+    for key, value in sorted(info.differs_from_paper.items()):
+        lines.append(f"- differs from the paper: {key} {word(value[0])} vs {word(value[1])}")
+    environment = ", ".join(f"{k} {v}" for k, v in sorted(info.environment.items()))
+    lines.append(f"- environment: {environment}")
+    return "\n".join(lines)

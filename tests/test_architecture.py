@@ -1,0 +1,152 @@
+"""The house's rules, checked on the source: the flow's direction, no circles, light planning."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from fer3d_bench.cli import COMMANDS, main
+from fer3d_bench.evaluation import LAUNCHERS
+from fer3d_bench.render.backends import BACKENDS
+from fer3d_bench.sources import SOURCES
+from fer3d_bench.train.config import ABLATIONS, PRESETS
+
+PACKAGE = Path(__file__).parents[1] / "fer3d_bench"
+# room -> rooms it must never import: producers never import their consumers
+NEVER = {
+    "formats": ("sources", "render", "dataset", "train", "evaluation", "report", "pipeline"),
+    "sources": ("render", "dataset", "train", "evaluation", "report", "pipeline"),
+    "render": ("dataset", "train", "evaluation", "report", "pipeline"),
+    "dataset": ("train", "evaluation", "report", "pipeline"),
+    "records": ("train", "evaluation", "report", "pipeline", "render", "dataset"),
+    "train": ("evaluation", "report", "pipeline"),
+    "evaluation": ("report", "pipeline"),
+    "report": ("evaluation", "train", "pipeline"),
+    "pipeline": ("cli",),
+}
+NEW_WING = ("cli", "evaluation", "pipeline", "records", "report", "train")
+
+
+def _modules() -> dict[str, Path]:
+    names = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        names[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return names
+
+
+def _imports(path: Path, modules: dict) -> list[tuple[str, int, bool]]:
+    """(imported fer3d_bench module, line, inside a function) for every import statement."""
+    tree = ast.parse(path.read_text())
+    local = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            local |= {id(sub) for sub in ast.walk(node)}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            targets = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+            targets = [t for t in targets if t in modules][:1] or [node.module]
+        else:
+            continue
+        found += [(t, node.lineno, id(node) in local) for t in targets]
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {
+        name: {t for t, _, _ in _imports(path, modules) if t in modules and t != name}
+        for name, path in modules.items()
+    }
+
+
+def test_no_room_imports_its_consumers():
+    wrong = []
+    for name, targets in _graph().items():
+        room = name.split(".")[1] if "." in name else ""
+        for target in targets:
+            other = target.split(".")[1] if "." in target else ""
+            if other in NEVER.get(room, ()):
+                wrong.append(f"{name} imports {target}")
+    assert wrong == []
+
+
+def test_no_import_circle():
+    graph, state, circles = _graph(), {}, []
+
+    def visit(node, stack):
+        state[node] = "open"
+        for target in sorted(graph[node]):
+            if state.get(target) == "open":
+                circles.append(" -> ".join([*stack[stack.index(target) :], target]))
+            elif target not in state:
+                visit(target, [*stack, target])
+        state[node] = "done"
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    assert circles == []
+
+
+def test_the_evaluation_wing_has_no_function_local_imports():
+    modules = _modules()
+    local = [
+        f"{path.relative_to(PACKAGE.parent)}:{line} imports {target}"
+        for name, path in modules.items()
+        if name.split(".")[1:2] and name.split(".")[1] in NEW_WING
+        for target, line, inside in _imports(path, modules)
+        if inside
+    ]
+    assert local == []
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        "fer3d_bench.evaluation.plan",
+        "fer3d_bench.report",
+        "fer3d_bench.records.run",
+        "fer3d_bench.train.config",
+        "fer3d_bench.pipeline.splits",
+        "fer3d_bench.cli.splits",
+        "fer3d_bench.cli.report",
+    ],
+)
+def test_planning_reporting_and_splits_never_import_torch(module):
+    code = f"import sys, {module}; print(sorted(m for m in ('torch', 'timm') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_cli_choices_come_from_the_registries():
+    def choices(command: list[str], option: str) -> list[str]:
+        context = main.make_context("fer3d-bench", [*command[:1], "--help"], resilient_parsing=True)
+        cmd = main.get_command(context, command[0])
+        for name in command[1:]:
+            cmd = cmd.get_command(context, name)
+        (param,) = [p for p in cmd.params if option in p.opts]
+        return list(param.type.choices)
+
+    assert choices(["scan"], "--dataset") == list(SOURCES)
+    assert choices(["render-depth"], "--backend") == list(BACKENDS)
+    assert choices(["build-dataset"], "--backend") == list(BACKENDS)
+    for command in ("train", "evaluate"):
+        assert choices([command], "--preset") == list(PRESETS)
+        assert choices([command], "--ablation") == list(ABLATIONS)
+    assert choices(["evaluate"], "--launcher") == list(LAUNCHERS)
+    build = main.get_command(None, "build-dataset")
+    assert {f"--{name}" for name in SOURCES} <= {o for p in build.params for o in p.opts}
+
+
+def test_every_command_loads_and_is_listed_in_the_flow_order():
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0, result.output
+    listed = [line.split()[0] for line in result.output.split("Commands:")[1].splitlines() if line]
+    assert listed == list(COMMANDS)
