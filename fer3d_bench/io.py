@@ -22,18 +22,3 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def save_figure(fig, target: Path, tight: bool = True) -> Path:
-    """A matplotlib figure as PNG, atomically, without the software stamp; then closed.
-
-    `tight=False` keeps the figure's own layout: tight_layout draws the whole figure once more.
-    """
-    import matplotlib.pyplot as plt
-
-    if tight:
-        fig.tight_layout()
-    with atomic_path(target) as tmp:
-        fig.savefig(tmp, format="png", dpi=90, metadata={"Software": None})
-    plt.close(fig)
-    return Path(target)

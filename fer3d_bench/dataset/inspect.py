@@ -15,7 +15,7 @@ import pandas as pd  # noqa: E402
 
 from fer3d_bench.dataset.flags import describe_flags, flag_counts  # noqa: E402
 from fer3d_bench.dataset.reader import H5Dataset  # noqa: E402
-from fer3d_bench.io import save_figure  # noqa: E402
+from fer3d_bench.plots import save_figure  # noqa: E402
 from fer3d_bench.render.overlay import QA_COUNT, Panel, draw_panels, qa_title, worst_first  # noqa: E402
 
 

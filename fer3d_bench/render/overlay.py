@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from fer3d_bench.io import save_figure  # noqa: E402
+from fer3d_bench.plots import save_figure  # noqa: E402
 from fer3d_bench.render.depth import decode_depth  # noqa: E402
 from fer3d_bench.render.layout import OK, output_paths  # noqa: E402
 from fer3d_bench.taxonomy import CLASSES  # noqa: E402

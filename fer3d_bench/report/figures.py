@@ -13,7 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from fer3d_bench.io import save_figure  # noqa: E402
+from fer3d_bench.plots import save_figure  # noqa: E402
 from fer3d_bench.records.report import Report  # noqa: E402
 from fer3d_bench.records.result import FoldResult  # noqa: E402
 from fer3d_bench.report.load import Run  # noqa: E402
