@@ -339,19 +339,24 @@ def bu3dfe_catalogue() -> list[Item]:
 
 def items_from_h5(path: Path) -> list[Item]:
     with H5Dataset(path) as data:
-        intensity, sex = data.column("intensity"), data.column("sex")
-        return [
-            Item(s, str(subj), str(d), data.classes[int(lab)], int(i), str(x))
-            for s, subj, d, lab, i, x in zip(
-                data.sample_ids,
-                data.subjects,
-                data.datasets,
-                data.labels,
-                intensity,
-                sex,
-                strict=True,
-            )
-        ]
+        return items_of(data)
+
+
+def items_of(data: H5Dataset) -> list[Item]:
+    """The items of an open merged file (for callers that read its fingerprint too)."""
+    intensity, sex = data.column("intensity"), data.column("sex")
+    return [
+        Item(s, str(subj), str(d), data.classes[int(lab)], int(i), str(x))
+        for s, subj, d, lab, i, x in zip(
+            data.sample_ids,
+            data.subjects,
+            data.datasets,
+            data.labels,
+            intensity,
+            sex,
+            strict=True,
+        )
+    ]
 
 
 def items_from_root(root: Path, source: str) -> list[Item]:

@@ -122,12 +122,17 @@ def render_depth(root, dataset, out, render, workers, allow_failures, strict, la
         )
 
 
+def _root_param(name: str) -> str:
+    """The parameter that --<name> ROOT fills, e.g. root_cald3r_mend3s."""
+    return f"root_{name.replace('-', '_')}"
+
+
 def _root_options(function):
     """One --<dataset> ROOT option per registered source."""
     for name in reversed(list(SOURCES)):
         function = click.option(
             f"--{name}",
-            f"root_{name.replace('-', '_')}",
+            _root_param(name),
             type=click.Path(path_type=Path),
             help=f"Root of the {name} dataset, in its native layout.",
         )(function)
@@ -157,11 +162,7 @@ def _root_options(function):
 def build_dataset(out, render, workers, compression, render_dir, allow_failures, **given):
     """Merge the datasets into one versioned, byte-reproducible HDF5 file."""
     label_map, layout = given.pop("label_map"), given.pop("layout")
-    roots = {
-        name: given[f"root_{name.replace('-', '_')}"]
-        for name in SOURCES
-        if given[f"root_{name.replace('-', '_')}"] is not None
-    }
+    roots = {name: given[_root_param(name)] for name in SOURCES if given[_root_param(name)]}
     options = BuildOptions(
         render=render,
         workers=workers,

@@ -89,8 +89,7 @@ def plan(spec: EvalSpec, runtime: Runtime | None = None, progress: bool = False)
     runtime = runtime or Runtime(device=spec.device)
     variants = variant_configs(spec.preset, spec.overrides, spec.ablations)
     with H5Dataset(spec.dataset) as data:
-        fingerprint = data.fingerprint
-    items = sp.items_from_h5(spec.dataset)
+        fingerprint, items = data.fingerprint, sp.items_of(data)
     run_dir = Path(spec.out)
     info = _run_info(spec, variants, fingerprint, runtime)
     manifests = {}

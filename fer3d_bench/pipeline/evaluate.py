@@ -92,13 +92,18 @@ def evaluate(
     done = len(planned.jobs) - len(pending)
     echo(f"{spec.out}: {len(planned.jobs)} fold jobs, {done} already done")
     summaries = launch_jobs(pending, spec, launch, echo)
-    if spec.launcher == "slurm" and not launch.wait:
+    if not waits(spec, launch):
         echo(
             f"submitted {len(pending)} jobs (ids in {spec.out}/submitit/jobs.json); when they "
             f"have finished: fer3d-bench report {spec.out}"
         )
         return Evaluation(planned, summaries, None)
     return Evaluation(planned, summaries, write_report(spec.out) if report else None)
+
+
+def waits(spec: EvalSpec, launch: Launch) -> bool:
+    """Whether the jobs are finished when the launcher returns: all but Slurm without --wait."""
+    return spec.launcher != "slurm" or launch.wait
 
 
 def launch_jobs(jobs: list, spec: EvalSpec, launch: Launch, echo: Echo) -> list[FoldSummary]:
@@ -112,5 +117,5 @@ def launch_jobs(jobs: list, spec: EvalSpec, launch: Launch, echo: Echo) -> list[
     if spec.launcher == "local":
         return run_local(jobs, progress=launch.progress, on_result=on_result)
     cluster = CLUSTERS[spec.launcher]
-    wait = launch.wait or cluster == "local"
+    wait = waits(spec, launch)
     return submit(jobs, spec.out, cluster, launch.slurm, wait=wait, progress=launch.progress)

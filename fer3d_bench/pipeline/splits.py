@@ -40,8 +40,7 @@ def protocol_items(protocol: sp.Protocol, dataset: Path | None, naming_scheme: b
 
 def h5_items(path: Path) -> Items:
     with H5Dataset(path) as data:
-        fingerprint = data.fingerprint
-    return Items(sp.items_from_h5(path), f"merged HDF5 with fingerprint {fingerprint}")
+        return Items(sp.items_of(data), f"merged HDF5 with fingerprint {data.fingerprint}")
 
 
 def generate_manifest(protocol: sp.Protocol, items: Items, out: Path) -> tuple[sp.Manifest, Path]:
