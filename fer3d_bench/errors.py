@@ -32,3 +32,26 @@ class ManifestMismatch(Fer3dError):
 
 class ReportError(Fer3dError):
     """A run folder, a result file or the published table cannot be reported on as it stands."""
+
+
+class MergedFileError(Fer3dError):
+    """A merged HDF5 file cannot be used as it stands: missing, not HDF5, truncated, without
+    what its schema requires, or damaged."""
+
+    def __init__(self, path: Path | str, problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class DamagedData(MergedFileError):
+    """Stored data fails its checksum or cannot be read back: the file's bytes changed after
+    it was written. `where` names the sample and dataset (or the column), `cause` what failed;
+    `fer3d-bench verify` finds the first damage in the whole file."""
+
+    def __init__(self, path: Path | str, where: str, cause: str):
+        self.where = where
+        self.cause = cause
+        super().__init__(
+            path, f"{where} {cause}: the file is damaged; run `fer3d-bench verify {path}`"
+        )

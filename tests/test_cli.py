@@ -76,3 +76,20 @@ def test_make_sample_exact_and_misaligned_options(tmp_path):
     truth = json.loads((tmp_path / "plain" / "ground_truth.json").read_text())
     assert not any(e["planted"] for e in truth["bosphorus"].values())
     assert len({(e["width"], e["height"]) for e in truth["bosphorus"].values()}) > 1
+
+
+def test_inspect_and_verify_of_a_file_that_is_not_hdf5_or_is_truncated_is_one_line(
+    tiny_merged, tmp_path
+):
+    base, _, _ = tiny_merged
+    merged = (base / "merged.h5").read_bytes()
+    garbage, truncated = tmp_path / "garbage.h5", tmp_path / "truncated.h5"
+    garbage.write_bytes(bytes(range(256)) * 64)
+    truncated.write_bytes(merged[: len(merged) // 2])
+    for path, problem in ((garbage, "not an HDF5 file"), (truncated, "truncated or damaged")):
+        for command in ("inspect", "verify"):
+            result = CliRunner().invoke(main, [command, str(path)])
+            assert result.exit_code == 1, result.output
+            assert result.output.startswith(f"error: {path}: {problem}")
+            assert len(result.output.strip().splitlines()) == 1
+            assert "Traceback" not in result.output

@@ -20,6 +20,7 @@ COMMANDS = {  # name -> "module:command", in the order of the flow
     "render-depth": "fer3d_bench.cli.data:render_depth",
     "build-dataset": "fer3d_bench.cli.data:build_dataset",
     "inspect": "fer3d_bench.cli.data:inspect",
+    "verify": "fer3d_bench.cli.data:verify",
     "splits": "fer3d_bench.cli.splits:splits",
     "train": "fer3d_bench.cli.evaluation:train",
     "evaluate": "fer3d_bench.cli.evaluation:evaluate",

@@ -1,4 +1,4 @@
-"""The data commands: make-sample, scan, render-depth, build-dataset, inspect."""
+"""The data commands: make-sample, scan, render-depth, build-dataset, inspect, verify."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from fer3d_bench.dataset.build import BuildOptions
 from fer3d_bench.dataset.build import build_dataset as build
 from fer3d_bench.dataset.flags import describe_flags
 from fer3d_bench.dataset.inspect import class_chart, contact_sheet, describe, qa_sheets
+from fer3d_bench.dataset.verify import verify as verify_file
 from fer3d_bench.io import atomic_path
 from fer3d_bench.render.layout import ALIGNMENT_CSV, QA_PNG
 from fer3d_bench.render.run import render_dataset, summarise
@@ -203,3 +204,11 @@ def inspect(path, figures) -> None:
         *qa_sheets(path, folder),
     ):
         click.echo(f"wrote {picture}")
+
+
+@click.command()
+@click.argument("path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+def verify(path) -> None:
+    """Read every sample of a merged file and check each chunk's checksum and the content
+    fingerprint. Exit status 1 on any damage, naming the first damaged sample."""
+    click.echo(verify_file(path))

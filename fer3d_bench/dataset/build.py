@@ -2,7 +2,8 @@
 
 The output is byte-reproducible: samples ordered by sample id, no timestamps (track_times off),
 a fixed HDF5 format version, fixed-length strings, attributes written in a fixed order. It is
-written under a temporary name and renamed only when complete.
+written under a temporary name and renamed only when complete. Every dataset carries a
+Fletcher-32 checksum per chunk (`STORAGE`), which HDF5 checks on every read.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from PIL import Image
 
 from fer3d_bench import __version__
 from fer3d_bench.dataset.flags import flag_counts
-from fer3d_bench.dataset.schema import SCHEMA_VERSION
+from fer3d_bench.dataset.schema import SCHEMA_VERSION, add_to_fingerprint
 from fer3d_bench.errors import DatasetNotFoundError, Fer3dError
 from fer3d_bench.io import atomic_path
 from fer3d_bench.progress import progress as progress_bar
@@ -32,6 +33,7 @@ from fer3d_bench.sources import SampleRecord, load_layout, open_source
 from fer3d_bench.taxonomy import CLASSES, class_index, load_label_map
 
 LIBVER = ("v110", "v110")  # a fixed on-disk format: 'latest' would change with the library
+STORAGE = {"fletcher32": True, "track_times": False}  # checksummed chunks, no timestamps
 
 
 @dataclass(frozen=True)
@@ -181,7 +183,7 @@ def write_h5(
     n = len(entries)
     digest = hashlib.sha256()
     with atomic_path(out) as tmp, h5py.File(tmp, "w", libver=LIBVER) as h5:
-        chunked = {"compression": compression, "track_times": False}
+        chunked = {"compression": compression, **STORAGE}
         rgb = h5.create_dataset(
             "rgb", (n, size, size, 3), np.uint8, chunks=(1, size, size, 3), **chunked
         )
@@ -193,8 +195,7 @@ def write_h5(
         for i, entry in enumerate(bar):
             pixels, relief = _load_pair(entry, size)
             rgb[i], depth[i] = pixels, relief
-            digest.update(entry.record.sample_id.encode() + b"\0" + bytes([labels[i]]))
-            digest.update(pixels.tobytes() + relief.astype("<u2").tobytes())
+            add_to_fingerprint(digest, entry.record.sample_id, labels[i], pixels, relief)
         _write_columns(h5, entries, labels)
         fingerprint = digest.hexdigest()
         attributes = {
@@ -223,13 +224,13 @@ def _load_pair(entry: _Entry, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _write_columns(h5: h5py.File, entries: list[_Entry], labels: np.ndarray) -> None:
-    plain = {"track_times": False}
-    h5.create_dataset("label", data=labels, **plain)
+    """The per-sample columns, chunked as h5py chooses (deterministically) for the checksums."""
+    h5.create_dataset("label", data=labels, **STORAGE)
     h5.create_dataset(
-        "intensity", data=np.array([e.record.intensity for e in entries], np.int8), **plain
+        "intensity", data=np.array([e.record.intensity for e in entries], np.int8), **STORAGE
     )
     iou = [_number(e.row.get("iou")) for e in entries]
-    h5.create_dataset("iou", data=np.array(iou, np.float32), **plain)
+    h5.create_dataset("iou", data=np.array(iou, np.float32), **STORAGE)
     text = {
         "sample_id": [e.record.sample_id for e in entries],
         "dataset": [e.record.dataset for e in entries],
@@ -245,7 +246,7 @@ def _write_columns(h5: h5py.File, entries: list[_Entry], labels: np.ndarray) -> 
         encoded = [v.encode("utf-8") for v in values]
         width = max(1, max(len(v) for v in encoded))
         dtype = h5py.string_dtype("utf-8", length=width)
-        h5.create_dataset(name, data=np.array(encoded, dtype=dtype), **plain)
+        h5.create_dataset(name, data=np.array(encoded, dtype=dtype), **STORAGE)
 
 
 def _clean(row: dict) -> dict:

@@ -20,17 +20,10 @@ from fer3d_bench.render.overlay import QA_COUNT, Panel, draw_panels, qa_title, w
 
 
 def describe(path: Path) -> str:
-    """Schema (datasets, shapes, types, attributes) and counts per dataset and class."""
-    lines = [f"{path}"]
-    with h5py.File(path, "r") as h5:
-        for key in ("schema_version", "fer3d_bench_version", "fingerprint"):
-            lines.append(f"  {key}: {h5.attrs[key]}")
-        lines.append(f"  classes: {', '.join(json.loads(h5.attrs['classes']))}")
-        lines.append("  datasets:")
-        for name, item in h5.items():
-            chunks = f", chunks {item.chunks}" if item.chunks else ""
-            compression = f", {item.compression}" if item.compression else ""
-            lines.append(f"    /{name:<10} {item.shape} {item.dtype}{chunks}{compression}")
+    """Schema (datasets, shapes, types, attributes) and counts per dataset and class.
+
+    The reader opens the file first, so that a file that is not a merged file, or is truncated
+    or damaged, is one named error."""
     with H5Dataset(path) as data:
         frame = pd.DataFrame(
             {"dataset": data.datasets, "class": [data.classes[i] for i in data.labels]}
@@ -38,6 +31,21 @@ def describe(path: Path) -> str:
         table = pd.crosstab(frame["dataset"], frame["class"], margins=True, margins_name="total")
         table = table.reindex(columns=[*data.classes, "total"], fill_value=0)
         flags = flag_counts(zip(data.datasets, data.statuses, data.flags, strict=True))
+        checksums = "Fletcher-32 per chunk" if data.checksums else "none (schema before 1.2.0)"
+    lines = [f"{path}"]
+    with h5py.File(path, "r") as h5:
+        for key in ("schema_version", "fer3d_bench_version", "fingerprint"):
+            lines.append(f"  {key}: {h5.attrs[key]}")
+        lines.append(f"  checksums: {checksums}; `fer3d-bench verify` checks every sample")
+        lines.append(f"  classes: {', '.join(json.loads(h5.attrs['classes']))}")
+        lines.append("  datasets:")
+        for name, item in h5.items():
+            chunks = f", chunks {item.chunks}" if item.chunks else ""
+            compression = f", {item.compression}" if item.compression else ""
+            checksum = ", fletcher32" if item.fletcher32 else ""
+            lines.append(
+                f"    /{name:<10} {item.shape} {item.dtype}{chunks}{compression}{checksum}"
+            )
     lines += ["", "Samples per dataset and class:"]
     lines += [f"  {line}" for line in table.to_string().splitlines()]
     lines += ["", "Alignment (flagged samples are kept; see the QA sheets):"]

@@ -1,7 +1,7 @@
 """The merged HDF5 file's layout, versioned like a tfds dataset.
 
-Version rules: patch = same records; minor = same records plus fields; major = records may
-change. Every file stores its schema version, the class order and how it was built.
+Version rules: patch = same records; minor = same records plus fields or properties; major =
+records may change. Every file stores its schema version, the class order and how it was built.
 
 Layout (N samples, ordered by sample id; S = crop size):
   /rgb            (N, S, S, 3) uint8    one chunk per sample
@@ -18,9 +18,19 @@ Layout (N samples, ordered by sample id; S = crop size):
   /sources        (N,) UTF-8 JSON: {role: {"path": relative to the dataset root, "sha256": ...}}
 Attributes: schema_version, fer3d_bench_version, classes, depth_convention (JSON),
 build_parameters (JSON), counts (JSON), fingerprint.
+
+Every dataset is chunked with HDF5's Fletcher-32 filter (since 1.2.0): each chunk carries a
+checksum that HDF5 checks whenever the chunk is read, so a damaged sample fails on read instead
+of reaching a model. The fingerprint covers what the checksums cannot (a 1.1.0 file has none, and
+a file rewritten through HDF5 gets new ones).
 """
 
-SCHEMA_VERSION = "1.1.0"  # 1.1.0: /status and /flags
+from __future__ import annotations
+
+import numpy as np
+
+# 1.1.0: /status and /flags. 1.2.0: the same records, each dataset's chunks checksummed.
+SCHEMA_VERSION = "1.2.0"
 TEXT_FIELDS = (
     "sample_id",
     "dataset",
@@ -32,3 +42,13 @@ TEXT_FIELDS = (
     "alignment",
     "sources",
 )
+
+
+def add_to_fingerprint(
+    digest, sample_id: str, label: int, rgb: np.ndarray, depth: np.ndarray
+) -> None:
+    """Feed one sample to the content fingerprint (a hashlib sha256), as the builder and
+    `verify` both do: its id, a NUL, its label as one byte, then its pixels (RGB, then depth as
+    little-endian uint16)."""
+    digest.update(sample_id.encode() + b"\0" + int(label).to_bytes(1, "little", signed=True))
+    digest.update(rgb.tobytes() + depth.astype("<u2").tobytes())

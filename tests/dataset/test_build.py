@@ -54,7 +54,7 @@ def test_file_holds_every_usable_sample_with_provenance(built):
         assert intensity[data.index_of("bu3dfe:F0001_AN03")] == 3
         assert intensity[data.index_of("cald3r:F_001_0001_anger")] == -1
         attrs = data.attributes()
-        assert attrs["schema_version"] == "1.1.0"
+        assert attrs["schema_version"] == "1.2.0"
         assert json.loads(attrs["build_parameters"])["options"]["size"] == SIZE
         assert json.loads(attrs["depth_convention"])["step_mm"] == 0.0025
         assert attrs["fingerprint"] == report.fingerprint
@@ -217,8 +217,8 @@ def test_inspect_prints_schema_and_writes_pictures(built, tmp_path):
         main, ["inspect", str(base / "merged.h5"), "--figures", str(tmp_path)]
     )
     assert result.exit_code == 0, result.output
-    assert "schema_version: 1.1.0" in result.output
-    assert "/rgb" in result.output and "chunks (1, 48, 48, 3)" in result.output
+    assert "schema_version: 1.2.0" in result.output
+    assert "/rgb" in result.output and "chunks (1, 48, 48, 3), fletcher32" in result.output
     assert "bu3dfe" in result.output and "total" in result.output
     flagged = "bu3dfe: 2 of 25 samples flagged low-quality and kept (silhouette-iou 2, texture-"
     assert flagged + "agreement 2)" in result.output
