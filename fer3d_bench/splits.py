@@ -20,7 +20,8 @@ import numpy as np
 
 from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.errors import Fer3dError
-from fer3d_bench.io import atomic_path
+from fer3d_bench.io import atomic_path, inside
+from fer3d_bench.names import UnsafeName, checked_name, checked_version
 from fer3d_bench.records.io import RecordError, RecordNotFound, read_json, read_toml
 from fer3d_bench.resources import manifests_dir, protocols_dir
 from fer3d_bench.sources import BU3DFE, open_source
@@ -80,13 +81,27 @@ class Manifest:
 
 
 def load_protocol(name_or_path: str | Path, directory: Path = PROTOCOLS_DIR) -> Protocol:
-    path = Path(name_or_path)
-    if not path.suffix:
-        path = directory / f"{name_or_path}.toml"
+    """A protocol by name (`<directory>/<name>.toml`) or from a `.toml` file the user chose.
+
+    An argument ending in `.toml` is a file; anything else must be a protocol name, so that
+    `../x` never reaches a file outside `directory`. The file's `name` and `version` become
+    folder and file names of every output (`<out>/<name>/<version>.json`, `runs/.../<name>/`),
+    so they are checked here, where the file is read. A protocol file must be named after its
+    protocol, so that one protocol has one name everywhere: the option, the manifest, run.json.
+    """
+    text = str(name_or_path)
+    known = ", ".join(sorted(p.stem for p in directory.glob("*.toml")))
+    if text.endswith(".toml"):
+        path = Path(name_or_path)
+    else:
+        try:
+            checked_name(text, "protocol")
+        except UnsafeName as error:
+            raise UnsafeName(f"{error}, or a path to a .toml file (known: {known})") from None
+        path = directory / f"{text}.toml"
     try:
         data = read_toml(path, what="protocol")
     except RecordNotFound:
-        known = ", ".join(sorted(p.stem for p in directory.glob("*.toml")))
         raise Fer3dError(f"{path}: no such protocol (known: {known})") from None
     tuples = ("datasets", "classes", "intensities", "balance", "train_datasets", "test_datasets")
     for key in tuples:
@@ -96,6 +111,13 @@ def load_protocol(name_or_path: str | Path, directory: Path = PROTOCOLS_DIR) -> 
         protocol = Protocol(**data)
     except TypeError as exc:
         raise Fer3dError(f"{path}: {exc}") from None
+    checked_name(protocol.name, "protocol name", path)
+    checked_version(protocol.version, "protocol version", path)
+    if path.stem != protocol.name:
+        raise Fer3dError(
+            f"{path}: the file is named {path.stem!r} but holds protocol {protocol.name!r}; "
+            f"a protocol file must be named after its protocol ({protocol.name}.toml)"
+        )
     if protocol.kind not in ("kfold", "holdout", "cross"):
         raise Fer3dError(f"{path}: kind must be kfold, holdout or cross, not {protocol.kind!r}")
     return protocol
@@ -207,17 +229,22 @@ def content_hash(content: dict) -> str:
 
 
 def write_manifest(manifest: Manifest, directory: Path) -> list[Path]:
-    """<dir>/<protocol>/<version>.json and .csv, then refresh <dir>/SHA256SUMS."""
+    """<dir>/<protocol>/<version>.json and .csv, then refresh <dir>/SHA256SUMS.
+
+    Each path is checked to lie inside `directory` before anything is written: the protocol
+    and version come from files other people wrote, and a folder may be a link elsewhere.
+    """
     content = manifest.content
-    folder = directory / content["protocol"]
+    folder = inside(directory, Path(directory) / content["protocol"])
+    json_path = inside(directory, folder / f"{content['version']}.json")
+    csv_path = inside(directory, folder / f"{content['version']}.csv")
+    sums_path = inside(directory, Path(directory) / "SHA256SUMS")
     folder.mkdir(parents=True, exist_ok=True)
-    json_path = folder / f"{content['version']}.json"
-    csv_path = folder / f"{content['version']}.csv"
     with atomic_path(json_path) as tmp:
         tmp.write_text(json.dumps(content, indent=1, sort_keys=True) + "\n")
     with atomic_path(csv_path) as tmp:
         tmp.write_text(_csv(content))
-    _write_sums(directory)
+    _write_sums(Path(directory), sums_path)
     return [json_path, csv_path]
 
 
@@ -236,13 +263,13 @@ def _csv(content: dict) -> str:
     return buffer.getvalue()
 
 
-def _write_sums(directory: Path) -> None:
+def _write_sums(directory: Path, sums_path: Path) -> None:
     lines = [
         f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(directory).as_posix()}"
         for p in sorted(directory.glob("*/*.*"))
         if p.suffix in (".json", ".csv")
     ]
-    with atomic_path(directory / "SHA256SUMS") as tmp:
+    with atomic_path(sums_path) as tmp:
         tmp.write_text("\n".join(lines) + "\n")
 
 
@@ -257,7 +284,11 @@ def read_manifest(path: Path, supported_major: int = 1) -> Manifest:
             f"{path}: content does not match its sha256 (edited by hand or damaged); "
             "regenerate it with `fer3d-bench splits generate`"
         )
-    major = int(str(content.get("version", "0")).split(".")[0])
+    checked_name(content.get("protocol"), "manifest protocol", path)
+    checked_version(content.get("version"), "manifest version", path)
+    if not _fits(content, _SHAPE):
+        raise ManifestError(f"{path}: not a manifest of the shape `splits generate` writes")
+    major = int(content["version"].split(".")[0])
     if major > supported_major:
         raise ManifestError(
             f"{path}: manifest version {content['version']} is newer than this fer3d-bench "
@@ -269,16 +300,155 @@ def read_manifest(path: Path, supported_major: int = 1) -> Manifest:
     return Manifest(content)
 
 
+# What every reader of a manifest relies on; anything else is refused before it is used.
+_SHAPE = {
+    "kind": str,
+    "classes": [str],
+    "samples": {str: {"subject": str, "label": str}},
+    "repetitions": [{"subjects": [[str]], "counts": [{str: int}]}],
+}
+
+
+def _fits(value, shape) -> bool:
+    """Whether JSON `value` has `shape`: a type, [shape of each item], {str: shape of each
+    value}, or {key: shape} for required keys (others are allowed)."""
+    if isinstance(shape, type):
+        return isinstance(value, shape)
+    if isinstance(shape, list):
+        return isinstance(value, list) and all(_fits(v, shape[0]) for v in value)
+    if not isinstance(value, dict):
+        return False
+    if str in shape:
+        return all(_fits(v, shape[str]) for v in value.values())
+    return all(k in value and _fits(value[k], s) for k, s in shape.items())
+
+
+# The subject each dataset's sample id names (README, "What each dataset's tree must look
+# like"). The sources build sample ids from file names but expose no inverse, so it is here.
+_CALD3R_ID = re.compile(r"[^_]+_(?P<subject>[^_]+)_[^_]+_[^_]+")  # <sex>_<subject>_<code>_<label>
+_SUBJECT_IN_ID = {
+    "bu3dfe": re.compile(r"(?P<subject>[FM]\d{4})_[A-Z]{2}\d{2}"),  # F0001_AN04
+    "bosphorus": re.compile(r"(?P<subject>bs\d{3})_[A-Z]+_[A-Za-z0-9]+_\d+"),  # bs000_LFAU_12_0
+    "cald3r": _CALD3R_ID,  # F_001_0001_anger
+    "mend3s": _CALD3R_ID,
+}
+
+
+def subject_of(sample_id: str) -> str | None:
+    """The subject a sample id names (`bu3dfe:F0001_AN04` -> `bu3dfe:F0001`), None if none."""
+    dataset, _, name = sample_id.partition(":")
+    pattern = _SUBJECT_IN_ID.get(dataset)
+    found = pattern.fullmatch(name) if pattern else None
+    return f"{dataset}:{found['subject']}" if found else None
+
+
+def manifest_protocol(content: dict) -> Protocol:
+    """The protocol a manifest was made from: its file if installed, else what it states.
+
+    A manifest of a protocol of one's own (`splits generate --protocol my.toml`) still gets
+    its subjects, folds and counts checked against each other by `broken_invariants`.
+    """
+    name = content["protocol"]
+    if (PROTOCOLS_DIR / f"{name}.toml").is_file():
+        return load_protocol(name)
+    repetitions = content["repetitions"]
+    return Protocol(
+        name=name,
+        version=content["version"],
+        datasets=tuple(sorted({s.partition(":")[0] for s in content["samples"]})),
+        classes=tuple(content["classes"]),
+        kind=content["kind"],
+        repetitions=len(repetitions),
+        seed=content.get("seed", 0),
+        folds=len(repetitions[0]["subjects"]) if repetitions else 1,
+    )
+
+
+def fold_name(kind: str, fold: int) -> str:
+    """A fold as messages name it: `fold 3`, or `train` and `test` of a hold-out."""
+    return f"fold {fold}" if kind == "kfold" else ("train", "test")[fold]
+
+
+def broken_invariants(content: dict, protocol: Protocol) -> list[str]:
+    """What a manifest states that its own samples, folds or its protocol contradict.
+
+    The hash proves only that nobody edited the manifest without hashing it again, and anybody
+    can. What the assignment guarantees is checked on whatever the file holds instead: each
+    sample's subject is the one its id names, each subject sits in exactly one fold of every
+    repetition, the stated class counts are those of the samples, and kind, seed, classes and
+    number of repetitions and folds are the protocol's.
+    """
+    problems = []
+    expected = {"kind": protocol.kind, "seed": protocol.seed, "classes": list(protocol.classes)}
+    for key, want in expected.items():
+        if content.get(key) != want:
+            problems.append(f"{key} {content.get(key)!r} is not the protocol's {want!r}")
+    for sample_id, info in sorted(content["samples"].items()):
+        named = subject_of(sample_id)
+        if sample_id.partition(":")[0] not in protocol.datasets:
+            problems.append(f"sample {sample_id}: not of a dataset of the protocol")
+        elif named != info["subject"]:
+            problems.append(
+                f"sample {sample_id}: subject {info['subject']}, but its id names "
+                f"{named or 'no subject of a known dataset'}"
+            )
+        if info["label"] not in protocol.classes:
+            problems.append(f"sample {sample_id}: label {info['label']!r} is not a class")
+    if len(content["repetitions"]) != protocol.repetitions:
+        problems.append(
+            f"{len(content['repetitions'])} repetitions, not the protocol's {protocol.repetitions}"
+        )
+    for r, repetition in enumerate(content["repetitions"]):
+        problems += _fold_problems(content, protocol, f"repetition {r}", repetition)
+    return problems
+
+
+def _fold_problems(content: dict, protocol: Protocol, where: str, repetition: dict) -> list[str]:
+    """One repetition's folds: subject-independent, complete, and counted as stated."""
+    kind, members, stated = protocol.kind, repetition["subjects"], repetition["counts"]
+    n_folds = protocol.folds if kind == "kfold" else 2
+    if len(members) != n_folds or len(stated) != n_folds:
+        return [f"{where}: {len(members)} folds and {len(stated)} counts, not {n_folds}"]
+    problems, fold_of = [], {}
+    for k, subjects in enumerate(members):
+        for subject in subjects:
+            if subject in fold_of:
+                first = fold_name(kind, fold_of[subject])
+                problems.append(
+                    f"{where}: subject {subject} is in {first} and {fold_name(kind, k)}"
+                )
+            fold_of.setdefault(subject, k)
+    counts = [dict.fromkeys(content["classes"], 0) for _ in range(n_folds)]
+    unassigned: dict[str, str] = {}  # subject -> its first sample
+    for sample_id, info in sorted(content["samples"].items()):
+        k = fold_of.get(info["subject"])
+        if k is None:
+            unassigned.setdefault(info["subject"], sample_id)
+        elif info["label"] in counts[k]:
+            counts[k][info["label"]] += 1
+    for subject, sample_id in sorted(unassigned.items()):
+        problems.append(f"{where}: subject {subject} (of {sample_id}) is in no fold")
+    for k, (said, found) in enumerate(zip(stated, counts, strict=True)):
+        if said != found:
+            differ = sorted(c for c in {*said, *found} if said.get(c) != found.get(c))
+            text = ", ".join(f"{c} {said.get(c)} (its samples: {found.get(c)})" for c in differ)
+            problems.append(f"{where}, {fold_name(kind, k)}: stated counts {text}")
+    return problems
+
+
 @dataclass
 class Verification:
     missing: list[str]
     extra: list[str]
     label_mismatch: list[tuple[str, str, str]]  # (sample id, manifest label, dataset label)
     count_differences: dict[str, tuple[int, int]]  # class -> (manifest, dataset)
+    subject_mismatch: list[tuple[str, str, str]] = field(default_factory=list)  # as labels
+    broken: list[str] = field(default_factory=list)  # the manifest's own invariants
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.extra or self.label_mismatch or self.count_differences)
+        differences = (self.missing, self.extra, self.label_mismatch, self.count_differences)
+        return not (any(differences) or self.subject_mismatch or self.broken)
 
     def describe(self, limit: int = 10) -> list[str]:
         """What differs, one line per kind, at most `limit` examples each."""
@@ -289,13 +459,19 @@ class Verification:
                 lines.append(f"{len(values)} {name}: {', '.join(values[:limit])}{more}")
         for sample_id, want, got in self.label_mismatch[:limit]:
             lines.append(f"label differs: {sample_id}: manifest {want}, dataset {got}")
+        for sample_id, want, got in self.subject_mismatch[:limit]:
+            lines.append(f"subject differs: {sample_id}: manifest {want}, dataset {got}")
         for name, (want, got) in self.count_differences.items():
             lines.append(f"count of {name}: manifest {want}, dataset {got}")
+        lines += [f"manifest contradicts itself: {line}" for line in self.broken[:limit]]
+        if len(self.broken) > limit:
+            lines.append(f"... and {len(self.broken) - limit} more contradictions")
         return lines
 
 
 def verify(manifest: Manifest, protocol: Protocol, items: list[Item]) -> Verification:
-    """Compare a manifest's samples with what a dataset holds for the same protocol."""
+    """Check a manifest's own invariants, and compare its samples with what a dataset holds
+    for the same protocol: ids, labels and subjects (a subject is what keeps folds apart)."""
     expected = manifest.content["samples"]
     present = {i.sample_id: i for i in items if uses(protocol, i)}
     subjects = {info["subject"] for info in expected.values()}
@@ -307,13 +483,19 @@ def verify(manifest: Manifest, protocol: Protocol, items: list[Item]) -> Verific
         for s in set(expected) & set(present)
         if expected[s]["label"] != present[s].label
     )
+    subjects_differ = sorted(
+        (s, expected[s]["subject"], present[s].subject)
+        for s in set(expected) & set(present)
+        if expected[s]["subject"] != present[s].subject
+    )
     counts = {}
     for c in protocol.classes:
         a = sum(1 for v in expected.values() if v["label"] == c)
         b = sum(1 for v in candidates.values() if v.label == c)
         if a != b:
             counts[c] = (a, b)
-    return Verification(missing, extra, mismatch, counts)
+    broken = broken_invariants(manifest.content, protocol)
+    return Verification(missing, extra, mismatch, counts, subjects_differ, broken)
 
 
 def bu3dfe_catalogue() -> list[Item]:

@@ -16,7 +16,9 @@ def splits() -> None:
 
 
 @splits.command("generate")
-@click.option("--protocol", "names", multiple=True, required=True, help="Protocol name(s).")
+@click.option(
+    "--protocol", "names", multiple=True, required=True, help="Protocol name(s) or .toml file(s)."
+)
 @click.option("--dataset", type=click.Path(path_type=Path, exists=True), help="merged.h5 or ROOT")
 @click.option("--naming-scheme", is_flag=True, help="BU-3DFE: list samples from its naming scheme.")
 @click.option(
@@ -29,7 +31,7 @@ def generate(names, dataset, naming_scheme, out) -> None:
         items = protocol_items(protocol, dataset, naming_scheme)
         manifest, written = generate_manifest(protocol, items, out)
         click.echo(
-            f"{name} {protocol.version}: {len(manifest.content['samples'])} samples, "
+            f"{protocol.name} {protocol.version}: {len(manifest.content['samples'])} samples, "
             f"sha256 {manifest.sha256} -> {written}"
         )
 
@@ -38,11 +40,14 @@ def generate(names, dataset, naming_scheme, out) -> None:
 @click.option("--manifest", "manifest_path", type=click.Path(path_type=Path), required=True)
 @click.option("--dataset", type=click.Path(path_type=Path, exists=True), required=True)
 def verify(manifest_path, dataset) -> None:
-    """Check that a dataset holds exactly the samples and labels a manifest names."""
+    """Check a manifest's own invariants, and that a dataset holds exactly its samples, labels
+    and subjects."""
     manifest, result = verify_manifest(manifest_path, dataset)
     click.echo(f"{manifest_path}: {len(manifest.content['samples'])} samples expected")
     for line in result.describe():
         click.echo(f"  {line}")
+    if result.broken:
+        raise click.ClickException("the manifest contradicts itself or its protocol")
     if not result.ok:
         raise click.ClickException("the dataset does not match the manifest")
     click.echo("  ok: the dataset matches the manifest")

@@ -15,8 +15,10 @@ from pathlib import Path
 from fer3d_bench import __version__
 from fer3d_bench import splits as sp
 from fer3d_bench.dataset import H5Dataset
-from fer3d_bench.errors import ManifestMismatch
+from fer3d_bench.errors import ConfigError, ManifestMismatch
 from fer3d_bench.evaluation.folder import differences, existing_result, merge_run_info
+from fer3d_bench.io import inside
+from fer3d_bench.names import checked_name
 from fer3d_bench.records.provenance import environment, git_commit, now
 from fer3d_bench.records.run import ProtocolEntry, RunInfo, write_run_info
 from fer3d_bench.train.config import FULL, PRESETS, TrainConfig, variant_configs
@@ -93,8 +95,10 @@ def plan(spec: EvalSpec, runtime: Runtime | None = None, progress: bool = False)
     run_dir = Path(spec.out)
     info = _run_info(spec, variants, fingerprint, runtime)
     manifests = {}
-    for name in spec.protocols:
+    for name in spec.protocols:  # keyed by the protocol's own name, never by the argument
         protocol, manifest, path = checked_manifest(name, spec.manifests, spec.dataset, items)
+        if protocol.name in manifests and manifests[protocol.name][0] != protocol:
+            raise ConfigError(f"{name}: another --protocol gave a different {protocol.name}")
         manifests[protocol.name] = (protocol, manifest, path)
         info.protocols[protocol.name] = _protocol_entry(protocol, manifest, path, spec)
     info = merge_run_info(run_dir / "run.json", info)
@@ -198,7 +202,7 @@ def _fold_jobs(
 ) -> list[FoldJob]:
     entry = info.protocols[protocol.name]
     config_dict = config.as_dict()
-    prefix = "" if variant == FULL else f"ablation-{variant}/"
+    prefix = "" if variant == FULL else f"ablation-{checked_name(variant, 'variant')}/"
     jobs = []
     for rep in range(min(entry.repetitions_total, spec.repetitions or 10**9)):
         for fold in range(min(entry.folds_total, spec.max_folds or 10**9)):
@@ -217,10 +221,12 @@ def _fold_jobs(
             }
             if spec.exclude_flagged:  # absent otherwise: jobs of earlier versions stay valid
                 identity["exclude_flagged"] = True
+            folder = f"{prefix}{protocol.name}/{rep}/{fold}"
+            inside(run_dir, run_dir / folder)  # names were checked where read; paths are too
             jobs.append(
                 FoldJob(
                     run_dir=str(run_dir.resolve()),
-                    folder=f"{prefix}{protocol.name}/{rep}/{fold}",
+                    folder=folder,
                     dataset=str(Path(spec.dataset).resolve()),
                     manifest=str(Path(path).resolve()),
                     identity=identity,

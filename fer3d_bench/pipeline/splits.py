@@ -31,6 +31,10 @@ def protocol_items(protocol: sp.Protocol, dataset: Path | None, naming_scheme: b
         raise ConfigError("give --dataset merged.h5|ROOT (or --naming-scheme for BU-3DFE)")
     if Path(dataset).is_file():
         return h5_items(Path(dataset))
+    unknown = sorted(set(protocol.datasets) - set(_TREES))
+    if unknown:
+        known = ", ".join(sorted(_TREES))
+        raise ConfigError(f"{protocol.name}: no tree reader for {', '.join(unknown)} ({known})")
     trees = {_TREES[name] for name in protocol.datasets}
     if len(trees) > 1:
         raise ConfigError(f"{protocol.name} spans several datasets: give a merged .h5 file")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from fer3d_bench.names import checked_name
 from fer3d_bench.records.io import SchemaMismatch, read_json, write_json
 
 RESULT_SCHEMA = "fer3d-bench/result/1"
@@ -69,6 +70,8 @@ class FoldResult:
         required = (*IDENTITY, *CONSISTENT)
         if not isinstance(job, dict) or any(key not in job for key in required):
             raise SchemaMismatch(path, f"the 'job' block must hold {list(required)}")
+        checked_name(job["variant"], "variant", path)  # both become parts of figure names
+        checked_name(job["protocol"], "protocol", path)
         if data.get("status") not in (OK, FAILED) or not isinstance(data.get("classes"), list):
             raise SchemaMismatch(path, "needs 'status' ok/failed and a 'classes' list")
         if data["status"] == OK and not data.get("predictions"):

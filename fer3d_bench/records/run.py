@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from fer3d_bench.names import checked_name, checked_version
 from fer3d_bench.records.io import SchemaMismatch, read_json, write_json
 
 RUN_SCHEMA = "fer3d-bench/run/1"
@@ -51,6 +52,7 @@ class ProtocolEntry:
         missing = [key for key in _REQUIRED if key not in data]
         if missing:
             raise SchemaMismatch(path, f"protocol {name!r} lacks {missing}")
+        checked_version(data["version"], f"protocol {name!r} version", path)
         if data["kind"] not in KINDS:
             raise SchemaMismatch(path, f"protocol {name!r} has unknown kind {data['kind']!r}")
         known = {f.name for f in fields(cls)}
@@ -114,6 +116,8 @@ class RunInfo:
             raise SchemaMismatch(path, "'variants' must be an object holding at least 'full'")
         if not isinstance(protocols, dict) or not protocols:
             raise SchemaMismatch(path, "'protocols' must be a non-empty object")
+        for name in [*variants, *protocols]:  # each names a folder of the run
+            checked_name(name, "variant or protocol name", path)
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         values["protocols"] = {

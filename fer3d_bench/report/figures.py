@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from fer3d_bench.io import inside  # noqa: E402
 from fer3d_bench.plots import save_figure  # noqa: E402
 from fer3d_bench.records.report import Report  # noqa: E402
 from fer3d_bench.records.result import FoldResult  # noqa: E402
@@ -27,7 +28,7 @@ def write_figures(run: Run, report: Report) -> list[Path]:
     written = []
     for g in report.groups:
         for name in g["figures"]:
-            target = run.path / name
+            target = inside(run.path / "figures", run.path / name)
             if name.endswith("_confusion.png"):
                 fig = confusion_figure(g["aggregate"], f"{g['variant']} / {g['protocol']}")
             else:
