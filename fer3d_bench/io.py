@@ -3,22 +3,58 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from fer3d_bench.errors import Fer3dError
+from fer3d_bench.processes import HOST, process_alive
+
+_HOST = HOST.replace("-", "_")
+
+
+class OutsideFolder(Fer3dError):
+    """A path the toolkit was about to write lies outside the folder it was given."""
+
+
+def inside(folder: Path | str, path: Path | str) -> Path:
+    """`path`, checked to lie inside `folder` once both are resolved (symbolic links too).
+
+    Every output of a command given `--out DIR` goes through this, so that a name read from a
+    file (a protocol, a variant, a sample id) can never make it write elsewhere.
+    """
+    root, target = Path(folder).resolve(), Path(path).resolve()
+    if target != root and root not in target.parents:
+        raise OutsideFolder(f"{path}: refusing to write outside {folder}")
+    return Path(path)
 
 
 @contextlib.contextmanager
 def atomic_path(target: Path | str) -> Iterator[Path]:
-    """Yield a temporary path beside `target`; rename it onto `target` only on success."""
+    """Yield a temporary path beside `target`; rename it onto `target` only on success.
+
+    The temporary name holds this host and process id (`.NAME.tmp-HOST-PID`); temporary files of
+    `target` left by a killed process on this host are removed first, so none accumulate.
+    """
     target = Path(target)
     if not target.parent.is_dir():
         raise Fer3dError(f"{target}: output folder {target.parent} does not exist")
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    remove_stale_temporaries(target)
+    tmp = target.with_name(f".{target.name}.tmp-{_HOST}-{os.getpid()}")
     try:
         yield tmp
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Delete `target`'s temporary files whose writer, a process of this host, is gone."""
+    removed = []
+    for tmp in target.parent.glob(f".{glob.escape(target.name)}.tmp-*"):
+        host, _, pid = tmp.name.rpartition(".tmp-")[2].rpartition("-")
+        if host in (_HOST, "") and pid.isdigit() and not process_alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed

@@ -107,7 +107,11 @@ def evaluate(
     wait,
     **options,
 ) -> None:
-    """Train and test every fold of each protocol (resumable), then write and print the report."""
+    """Train and test every fold of each protocol (resumable), then write and print the report.
+
+    Exits with status 1 when any fold failed (diverged, or had no samples), after writing the
+    report, which lists them; 0 when every fold finished, or when Slurm jobs were only submitted.
+    """
     file_preset, overrides = load_config_file(config_file) if config_file else (None, {})
     if epochs is not None:
         overrides["epochs"] = epochs
@@ -133,8 +137,15 @@ def evaluate(
         **options,
     )
     outcome = run_evaluation(spec, Launch(jobs=jobs, wait=wait, slurm=slurm), echo=click.echo)
-    if outcome.report is not None:
-        print_report(outcome.report)
+    if outcome.report is None:
+        return
+    print_report(outcome.report)
+    failed = outcome.failed()
+    if failed:
+        click.echo(f"{len(failed)} fold(s) failed (the report lists them):", err=True)
+        for line in failed:
+            click.echo(f"  {line}", err=True)
+        raise SystemExit(1)
 
 
 @click.command("demo")

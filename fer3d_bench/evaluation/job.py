@@ -2,12 +2,15 @@
 
 A job whose result.json already holds its identity is skipped; a diverging fold is recorded as
 failed (the others go on); a fold with no training or no test sample fails with that reason.
+A job holds its fold folder's lock while it works: a second process (another `evaluate` on the
+same run folder) gets BUSY back for that fold instead of training it too, or, with `wait`,
+waits for the holder and then finds the fold finished (or resumes it, if the holder died).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -19,11 +22,14 @@ from fer3d_bench.errors import Fer3dError
 from fer3d_bench.evaluation.folder import existing_result
 from fer3d_bench.evaluation.plan import FoldJob, Runtime
 from fer3d_bench.metrics import prediction_metrics
+from fer3d_bench.processes import FolderBusy, describe, folder_lock
 from fer3d_bench.records.io import read_jsonl
 from fer3d_bench.records.provenance import environment, git_commit, now
 from fer3d_bench.records.result import FAILED, OK, FoldResult, renamed_history, write_result
 from fer3d_bench.train import loop
 from fer3d_bench.train.config import config_from_dict
+
+BUSY = "busy"  # another living process holds the fold's lock
 
 
 @dataclass(frozen=True)
@@ -34,14 +40,18 @@ class FoldSummary:
     status: str
     reason: str | None
     accuracy: float | None
-    skipped: bool  # already done before this call
+    skipped: bool  # already done before this call (or, BUSY, left to its holder)
+    note: str | None = None  # e.g. whose stale lock this job took over
 
     def line(self) -> str:
         """One line per finished fold job, for the terminal."""
+        note = f"; {self.note}" if self.note else ""
+        if self.status == BUSY:
+            return f"{self.folder}: {self.reason}{note}"
         if self.status != OK:
-            return f"{self.folder}: FAILED ({self.reason})"
+            return f"{self.folder}: FAILED ({self.reason}){note}"
         done = "already done" if self.skipped else "trained"
-        return f"{self.folder}: accuracy {self.accuracy:.3f} ({done})"
+        return f"{self.folder}: accuracy {self.accuracy:.3f} ({done}{note})"
 
 
 def runtime(device: str, launcher: str) -> Runtime:
@@ -55,11 +65,29 @@ def runtime(device: str, launcher: str) -> Runtime:
     return Runtime(device=picked, environment=environment() | extra)
 
 
-def run_fold(job: FoldJob) -> FoldSummary:
-    """Train and test one fold; write its result.json. A diverging fold is recorded as failed."""
+def run_fold(job: FoldJob, wait: bool = False) -> FoldSummary:
+    """Train and test one fold; write its result.json. A diverging fold is recorded as failed.
+
+    A fold another process is working on is BUSY, or, with `wait`, waited for.
+    """
     done = existing_result(job.result_path, job.identity)
     if done is not None:
         return _summary(job, done, skipped=True)
+    try:
+        with folder_lock(Path(job.run_dir) / job.folder, wait=wait) as lock:
+            done = existing_result(job.result_path, job.identity)  # finished while we waited
+            if done is not None:
+                return _summary(job, done, skipped=True)
+            summary = _train_and_test(job)
+    except FolderBusy as busy:
+        reason = f"being trained by {describe(busy.holder)}"
+        return FoldSummary(job.folder, BUSY, reason, None, skipped=True)
+    if lock.stale:
+        return replace(summary, note=f"resumed after {describe(lock.stale)} stopped")
+    return summary
+
+
+def _train_and_test(job: FoldJob) -> FoldSummary:
     if job.threads:
         torch.set_num_threads(job.threads)
     folder = Path(job.run_dir) / job.folder

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fer3d_bench import splits as sp
 from fer3d_bench.dataset import H5Dataset
+from fer3d_bench.errors import ManifestMismatch
 from fer3d_bench.evaluation import job
 from fer3d_bench.evaluation.cluster import CLUSTERS, SlurmOptions, submit
+from fer3d_bench.evaluation.folder import existing_result
 from fer3d_bench.evaluation.job import FoldSummary
 from fer3d_bench.evaluation.local import run_local
 from fer3d_bench.evaluation.plan import EvalSpec, Plan, plan
 from fer3d_bench.evaluation.pool import run_pool
+from fer3d_bench.processes import LOCK_FILE, folder_lock
 from fer3d_bench.report import ReportPaths, write_report
 from fer3d_bench.train import loop
 from fer3d_bench.train.config import FULL, variant_configs
@@ -40,6 +44,9 @@ def train_fold(
     variants = variant_configs(preset, overrides, (ablation,) if ablation else ())
     config = variants[ablation or FULL]
     manifest = sp.read_manifest(manifest_path)
+    broken = sp.broken_invariants(manifest.content, sp.manifest_protocol(manifest.content))
+    if broken:
+        raise ManifestMismatch(f"{manifest_path} contradicts itself:\n  " + "\n  ".join(broken))
     with H5Dataset(dataset) as data:
         train_idx, test_idx = sp.fold_indices(manifest, data, repetition, fold)
     return loop.train(
@@ -72,10 +79,29 @@ class Evaluation:
     summaries: list[FoldSummary]
     report: ReportPaths | None  # None when cluster jobs were submitted without waiting
 
+    def failed(self) -> list[str]:
+        """'folder: reason' of every planned fold whose result says it failed (any call's)."""
+        results = [(j.folder, existing_result(j.result_path, j.identity)) for j in self.plan.jobs]
+        return [f"{folder}: {r.reason}" for folder, r in results if r is not None and not r.ok]
+
 
 def plan_run(spec: EvalSpec, progress: bool = False) -> Plan:
-    """Plan `spec` with this machine's runtime recorded in run.json."""
-    return plan(spec, job.runtime(spec.device, spec.launcher), progress=progress)
+    """Plan `spec` with this machine's runtime recorded in run.json.
+
+    Under the run folder's lock: two calls planning at once would each merge run.json from
+    what they read, and the second would drop what the first added.
+    """
+    out = Path(spec.out)
+    created = [p for p in (out, *out.parents) if not p.exists()]  # made by the lock, if refused
+    try:
+        with folder_lock(out, wait=True):
+            return plan(spec, job.runtime(spec.device, spec.launcher), progress=progress)
+    except BaseException:
+        (out / LOCK_FILE).unlink(missing_ok=True)
+        for folder in created:  # a refused first call leaves no folder behind (empty ones only)
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
 
 
 def evaluate(

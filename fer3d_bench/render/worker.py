@@ -17,6 +17,7 @@ from PIL import Image
 from fer3d_bench import __version__
 from fer3d_bench.errors import Fer3dError
 from fer3d_bench.io import atomic_path
+from fer3d_bench.processes import exit_with_parent
 from fer3d_bench.render import align
 from fer3d_bench.render.backends import load_backend, make_renderer
 from fer3d_bench.render.crop import crop_pair, face_crop_box
@@ -39,8 +40,12 @@ _worker: Worker | None = None  # one per worker process, holding its renderers
 
 
 def start_worker(job: Job, options: RenderOptions) -> None:
-    """A worker process's initializer: its Worker, with the renderer's libraries loaded."""
+    """A worker process's initializer: its Worker, with the renderer's libraries loaded.
+
+    The worker ends when the command that started it does, even if it was killed.
+    """
     global _worker
+    exit_with_parent()
     _worker = Worker(job, options, own_process=True)
     load_backend(options.backend, before_torch=False)
 

@@ -16,6 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from fer3d_bench.processes import exit_with_parent
 from fer3d_bench.progress import progress as progress_bar
 from fer3d_bench.sample import bosphorus, bu3dfe, cald3r_mend3s
 from fer3d_bench.sample.common import Options, write_text
@@ -100,7 +101,7 @@ def _results(tasks: list[_Task], root: Path, seed: int, workers: int) -> Iterato
     if workers <= 1:
         yield from map(_run_star, args)
         return
-    pool = ProcessPoolExecutor(max_workers=workers)
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=exit_with_parent)
     try:
         yield from pool.map(_run_star, args, chunksize=4)
     finally:  # after a failure, drop the queued scans instead of writing them all first

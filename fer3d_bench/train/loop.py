@@ -5,6 +5,13 @@ samples, then scores its test samples (for the curves and the final predictions;
 never chooses anything), appends one JSON line to `metrics.jsonl` and writes `checkpoint.pt`
 atomically. A run started again in the same folder with the same configuration resumes from it
 and ends with the same weights as an uninterrupted run (CPU, same machine).
+
+Run folders are shared and copied from clusters, so a checkpoint is untrusted input: it holds
+only tensors and plain containers and is read with `weights_only=True` (a pickle that would
+build any other object is refused unread), its layout and signature are checked before any of
+it is used, and `metrics.jsonl` is rewritten from the checkpoint's history on resume, so an
+epoch logged just before a kill is not logged twice. One process trains in a folder at a time
+(its lock, `fer3d_bench.processes.folder_lock`).
 """
 
 from __future__ import annotations
@@ -24,7 +31,9 @@ import torch
 from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.errors import Fer3dError
 from fer3d_bench.io import atomic_path
+from fer3d_bench.processes import folder_lock
 from fer3d_bench.progress import progress as progress_bar
+from fer3d_bench.records.io import RecordDamaged, read_jsonl
 from fer3d_bench.records.result import renamed_history
 from fer3d_bench.train.config import TrainConfig
 from fer3d_bench.train.data import AugmentConfig, FerTorchDataset, Normalisation, fold_statistics
@@ -33,6 +42,19 @@ from fer3d_bench.train.model import FerNet, load_backbone_weights
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
+# what a checkpoint holds, and the type each entry must have before any of it is used
+_CHECKPOINT_KEYS = {
+    "model": dict,
+    "criterion": dict,
+    "optimizer": dict,
+    "centers_optimizer": dict,
+    "scheduler": dict,
+    "rng": torch.Tensor,
+    "epoch": int,
+    "history": list,
+    "signature": dict,
+    "normalisation": dict,
+}
 
 
 def pick_device(name: str) -> torch.device:
@@ -105,7 +127,7 @@ def train(
     dev = pick_device(device)
     torch.manual_seed(config.seed)
     checkpoint = out / CHECKPOINT
-    with H5Dataset(data_path) as data:
+    with folder_lock(out), H5Dataset(data_path) as data:
         train_indices, left_out = _training_indices(data, train_indices, exclude_flagged)
         fit = _setup(data, train_indices, test_indices, config, dev, classes)
         if backbone_weights:
@@ -114,6 +136,7 @@ def train(
         fit.model.to(dev, memory_format=fit.layout)
         if checkpoint.exists():
             _resume(fit, checkpoint)
+        _rewrite_metrics(out / METRICS, fit.history)
         amp = _autocast(dev, config.amp)
         scaler = torch.amp.GradScaler("cuda", enabled=amp is not None and amp[1] == torch.float16)
         predictions: dict[str, int] = {}
@@ -203,20 +226,75 @@ def _setup(data, train_indices, test_indices, config, dev, classes) -> _Fit:
 
 def _resume(fit: _Fit, checkpoint: Path) -> None:
     """Continue from the checkpoint of an interrupted run of exactly this fold and config."""
-    saved = torch.load(checkpoint, map_location=fit.device, weights_only=False)
+    saved = read_checkpoint(checkpoint, fit.device)
     signature = dict(saved["signature"])
     if "val" in signature:  # written before 0.8, when the test fold was called "val"
         signature["test"] = signature.pop("val")
     if signature != fit.signature:
         raise Fer3dError(f"{checkpoint} belongs to another configuration or fold")
-    fit.model.load_state_dict(saved["model"])
-    fit.criterion.load_state_dict(saved["criterion"])
-    fit.optimizer.load_state_dict(saved["optimizer"])
-    fit.centers_opt.load_state_dict(saved["centers_optimizer"])
-    fit.scheduler.load_state_dict(saved["scheduler"])
-    torch.set_rng_state(saved["rng"])
+    try:
+        fit.model.load_state_dict(saved["model"])
+        fit.criterion.load_state_dict(saved["criterion"])
+        fit.optimizer.load_state_dict(saved["optimizer"])
+        fit.centers_opt.load_state_dict(saved["centers_optimizer"])
+        fit.scheduler.load_state_dict(saved["scheduler"])
+        torch.set_rng_state(saved["rng"].cpu())
+    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
+        problem = str(exc).strip().splitlines()[0]
+        raise RecordDamaged(checkpoint, f"does not fit this model ({problem})") from None
     fit.epoch = saved["epoch"]
     fit.history = [renamed_history(e) for e in saved["history"]]
+
+
+def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
+    """A checkpoint's content, read without running anything it holds; its layout checked.
+
+    Errors name the file: one that would build objects other than tensors and plain containers
+    (a crafted pickle) is refused without being loaded; a truncated or damaged one, or one
+    missing an entry, is reported as damaged.
+    """
+    try:
+        saved = torch.load(path, map_location=device, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a damaged file
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "weights only load failed" in problem.lower():
+            raise RecordDamaged(
+                path,
+                "holds objects other than tensors and plain containers, so it was not loaded "
+                "(loading it could run code); delete it to train this fold from scratch",
+            ) from None
+        raise RecordDamaged(
+            path, f"damaged or truncated checkpoint ({problem}); delete it to train again"
+        ) from None
+    wrong = [
+        key
+        for key, kind in _CHECKPOINT_KEYS.items()
+        if not isinstance(saved, dict) or not isinstance(saved.get(key), kind)
+    ]
+    if wrong:
+        raise RecordDamaged(path, f"not a fer3d-bench checkpoint (missing or wrong: {wrong})")
+    history = saved["history"]
+    if saved["epoch"] != len(history) or not all(isinstance(e, dict) for e in history):
+        raise RecordDamaged(path, "its epoch count and its history disagree")
+    return saved
+
+
+def _rewrite_metrics(path: Path, history: list[dict]) -> None:
+    """metrics.jsonl as the checkpoint's history says: one line per finished epoch.
+
+    A kill between an epoch's metrics line and its checkpoint leaves a line the resumed run
+    would log again; the checkpoint is what the run continues from, so it decides.
+    """
+    if not history and not path.exists():
+        return
+    try:
+        if path.exists() and [renamed_history(r) for r in read_jsonl(path)] == history:
+            return  # as it should be: leave the file (and its bytes) alone
+    except RecordDamaged:  # a line cut short by the kill: rewritten below
+        pass
+    lines = [json.dumps(record, sort_keys=True) + "\n" for record in history]
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(lines))
 
 
 def _train_epoch(fit: _Fit, epoch: int, amp, scaler, progress: bool) -> dict:

@@ -12,46 +12,18 @@ from truth import planted as planted_ids
 from fer3d_bench import splits as sp
 from fer3d_bench.cli import main
 from fer3d_bench.dataset import H5Dataset
-from fer3d_bench.dataset.build import BuildOptions, build_dataset
 from fer3d_bench.errors import ConfigError, ManifestMismatch
 from fer3d_bench.evaluation.local import run_local
 from fer3d_bench.evaluation.plan import EvalSpec
 from fer3d_bench.evaluation.plan import plan as make_plan
 from fer3d_bench.evaluation.pool import run_pool
 from fer3d_bench.pipeline.demo import run_demo
-from fer3d_bench.render.options import RenderOptions
 from fer3d_bench.report import write_report
-from fer3d_bench.sample import SampleConfig, make_sample
 from fer3d_bench.train import loop
 from fer3d_bench.train.config import load_config_file, with_overrides
 
-SMALL = SampleConfig(
-    seed=31,
-    bu3dfe_subjects=3,
-    bosphorus_subjects=0,
-    cald3r_subjects=0,
-    mend3s_subjects=0,
-)
 FAST = {"epochs": 1}
 REAL_TRAIN = loop.train
-
-
-@pytest.fixture(scope="module")
-def small(tmp_path_factory):
-    """A 3-subject BU-3DFE sample at 64 px with its bu3dfe-legacy and bu3dfe-full manifests."""
-    base = tmp_path_factory.mktemp("evaluate")
-    make_sample(base / "sample", SMALL, workers=1, progress=False)
-    build_dataset(
-        {"bu3dfe": base / "sample" / "bu3dfe"},
-        base / "merged.h5",
-        BuildOptions(render=RenderOptions(size=64)),
-        render_dir=base / "render",
-        progress=False,
-    )
-    items = sp.items_from_h5(base / "merged.h5")
-    for name in ("bu3dfe-legacy", "bu3dfe-full"):
-        sp.write_manifest(sp.make_manifest(sp.load_protocol(name), items, "test"), base / "m")
-    return base
 
 
 def _spec(base, out, **changes):
@@ -241,13 +213,13 @@ def test_submitit_path_with_its_local_executor(small, tmp_path):
     assert make_plan(_spec(small, out, repetitions=1, max_folds=2)).pending() == []
 
 
-def test_demo_runs_every_stage_on_a_reduced_sample(small, tmp_path):
+def test_demo_runs_every_stage_on_a_reduced_sample(small, small_config, tmp_path):
     out = tmp_path / "demo"
     out.mkdir()
     shutil.copytree(small / "sample", out / "sample")  # reused, as a second demo run would
     shutil.copytree(small / "render", out / "render")
     lines = []
-    paths, tables = ev_demo(out, lines)
+    paths, tables = ev_demo(out, lines, small_config)
     assert (out / "merged.h5").is_file()
     assert (out / "manifests" / "bu3dfe-full" / "1.0.0.json").is_file()
     assert "bu3dfe-full 1.0.0" in tables and "bu3dfe-legacy 1.0.0" in tables
@@ -256,13 +228,13 @@ def test_demo_runs_every_stage_on_a_reduced_sample(small, tmp_path):
     assert any("reusing" in line for line in lines)
 
 
-def ev_demo(out, lines):
+def ev_demo(out, lines, sample_config):
     return run_demo(
         out,
         workers=1,
         progress=False,
         echo=lines.append,
-        sample_config=SMALL,
+        sample_config=sample_config,
         evaluations=(("bu3dfe-full", None, 2), ("bu3dfe-legacy", 2, 1)),
         overrides=FAST,
     )

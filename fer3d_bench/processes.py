@@ -1,0 +1,136 @@
+"""Processes: whether one is alive, worker processes that end with their parent, folder locks.
+
+A lock is an advisory `flock` on a file in the folder it guards. The kernel releases it when
+its holder exits in any way (a crash or `kill -9` too), so a lock file left by a killed process
+is stale by construction: the next process takes it at once and is told whose it was. The file
+records its holder (host, pid, time) for the message a second process gets. On NFS, Linux maps
+`flock` onto the server's byte-range locks, so the jobs of a Slurm array on several nodes
+exclude each other too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import multiprocessing
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from fer3d_bench.errors import Fer3dError
+
+HOST = socket.gethostname().split(".")[0] or "host"
+LOCK_FILE = ".lock"
+_held: dict[Path, int] = {}  # lock file -> how many times this process holds it
+
+
+def process_alive(pid: int) -> bool:
+    """Whether a process of this host with this id exists (signal 0 probes without sending)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def exit_with_parent() -> None:
+    """A pool worker's initializer: end this process when the process that started it ends.
+
+    A pool's workers otherwise outlive a parent killed with `kill -9` (their task queue never
+    closes), rendering or training for nobody. multiprocessing gives each child a sentinel of
+    its parent that becomes ready when the parent is gone, however it ended, even before this
+    runs; a daemon thread waits on it.
+    """
+    parent = multiprocessing.parent_process()
+    if parent is None:  # not started by multiprocessing: nothing to follow
+        return
+
+    def follow() -> None:
+        parent.join()
+        os._exit(1)
+
+    threading.Thread(target=follow, name="exit-with-parent", daemon=True).start()
+
+
+class FolderBusy(Fer3dError):
+    """Another living process holds the lock of a folder."""
+
+    def __init__(self, folder: Path, holder: dict):
+        self.folder, self.holder = folder, holder
+        super().__init__(f"{folder} is in use by {describe(holder)}")
+
+
+@dataclass(frozen=True)
+class Lock:
+    """A lock held by this process; `stale` is the record of a dead holder it replaced."""
+
+    path: Path
+    stale: dict | None = None
+
+
+def describe(holder: dict) -> str:
+    """'pid 123 on node7 since 2026-12-02T10:00:00Z' (or what is known of it)."""
+    if not holder:
+        return "another process"
+    return f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')}"
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path | str, wait: bool = False) -> Iterator[Lock]:
+    """Hold `folder`'s lock for the block; FolderBusy if another process holds it.
+
+    With `wait`, blocks until the holder lets go instead. Re-entrant within one process (a fold
+    job locks its folder, then the trainer it calls locks it again).
+    """
+    path = Path(folder) / LOCK_FILE
+    key = path.resolve()
+    if key in _held:
+        _held[key] += 1
+        try:
+            yield Lock(path)
+        finally:
+            _held[key] -= 1
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        stale = _take(fd, path, wait)
+        os.ftruncate(fd, 0)
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        holder = {"host": HOST, "pid": os.getpid(), "since": since}
+        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        _held[key] = 1
+        try:
+            yield Lock(path, stale)
+        finally:
+            del _held[key]
+            os.ftruncate(fd, 0)  # an empty lock file: nobody holds it, and nobody died in it
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def _take(fd: int, path: Path, wait: bool) -> dict | None:
+    """Take the flock; the record of a dead holder it replaces, if the file holds one."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        if not wait:
+            raise FolderBusy(path.parent, _holder(fd)) from None
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    return _holder(fd) or None
+
+
+def _holder(fd: int) -> dict:
+    try:
+        return json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+    except (ValueError, UnicodeDecodeError):
+        return {"host": "?", "pid": "?", "since": "? (unreadable lock file)"}
