@@ -42,6 +42,7 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
         raise Fer3dError(f"{target}: output folder {target.parent} does not exist")
     remove_stale_temporaries(target)
     tmp = target.with_name(f".{target.name}.tmp-{_HOST}-{os.getpid()}")
+    tmp.unlink(missing_ok=True)  # an earlier process of this id's, or a planted link
     try:
         yield tmp
         os.replace(tmp, target)

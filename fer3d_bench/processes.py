@@ -18,6 +18,7 @@ import os
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,7 +102,10 @@ def folder_lock(folder: Path | str, wait: bool = False) -> Iterator[Lock]:
             _held[key] -= 1
         return
     Path(folder).mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:  # never through a link: a planted `.lock` could point at any file of the user's
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as exc:
+        raise Fer3dError(f"{path}: cannot open the folder's lock file ({exc.strerror})") from None
     try:
         stale = _take(fd, path, wait)
         os.ftruncate(fd, 0)
@@ -126,6 +130,12 @@ def _take(fd: int, path: Path, wait: bool) -> dict | None:
         if not wait:
             raise FolderBusy(path.parent, _holder(fd)) from None
         fcntl.flock(fd, fcntl.LOCK_EX)
+    except OSError as exc:  # a file system without locks (Lustre mounted noflock, some FUSE)
+        warnings.warn(
+            f"{path.parent}: this file system cannot lock ({exc.strerror}); make sure no other "
+            "process works in this folder at the same time",
+            stacklevel=4,
+        )
     return _holder(fd) or None
 
 

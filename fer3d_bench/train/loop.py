@@ -30,7 +30,7 @@ import torch
 
 from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.errors import Fer3dError
-from fer3d_bench.io import atomic_path
+from fer3d_bench.io import atomic_path, inside
 from fer3d_bench.processes import folder_lock
 from fer3d_bench.progress import progress as progress_bar
 from fer3d_bench.records.io import RecordDamaged, read_jsonl
@@ -132,11 +132,13 @@ def train(
         fit = _setup(data, train_indices, test_indices, config, dev, classes)
         if backbone_weights:
             report = load_backbone_weights(fit.model, backbone_weights, trust_pickle)
-            (out / "weights_report.json").write_text(json.dumps(asdict(report), indent=1))
+            with atomic_path(out / "weights_report.json") as tmp:
+                tmp.write_text(json.dumps(asdict(report), indent=1))
         fit.model.to(dev, memory_format=fit.layout)
         if checkpoint.exists():
             _resume(fit, checkpoint)
         _rewrite_metrics(out / METRICS, fit.history)
+        metrics = inside(out, out / METRICS)  # appended to below: never through a link out
         amp = _autocast(dev, config.amp)
         scaler = torch.amp.GradScaler("cuda", enabled=amp is not None and amp[1] == torch.float16)
         predictions: dict[str, int] = {}
@@ -153,7 +155,7 @@ def train(
             }
             fit.history.append(record)
             fit.epoch = epoch + 1
-            with open(out / METRICS, "a") as log:
+            with open(metrics, "a") as log:
                 log.write(json.dumps(record, sort_keys=True) + "\n")
             _save_checkpoint(fit, checkpoint)
         if not predictions:

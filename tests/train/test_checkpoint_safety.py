@@ -2,13 +2,15 @@
 log holds one line per epoch whatever moment the previous run was killed at."""
 
 import json
+import os
 import subprocess
 import sys
 
 import pytest
 import torch
 
-from fer3d_bench.processes import FolderBusy, folder_lock
+from fer3d_bench.errors import Fer3dError
+from fer3d_bench.processes import HOST, FolderBusy, folder_lock
 from fer3d_bench.records.io import RecordDamaged
 from fer3d_bench.train import loop
 from fer3d_bench.train.config import PRESETS, with_overrides
@@ -136,3 +138,20 @@ with folder_lock(sys.argv[1]):
     print("held", flush=True)
     time.sleep(600)
 """
+
+
+def test_links_planted_in_a_run_folder_never_lead_a_write_outside(fold, tmp_path):
+    out, victim = tmp_path / "fold", tmp_path / "victim.txt"
+    out.mkdir()
+    victim.write_text("the user's own file\n")
+    (out / ".lock").symlink_to(victim)
+    with pytest.raises(Fer3dError, match="lock file"):
+        _run(fold, out)
+    (out / ".lock").unlink()
+    (out / "metrics.jsonl").symlink_to(victim)  # appended to each epoch, were it followed
+    own = f".checkpoint.pt.tmp-{HOST.replace('-', '_')}-{os.getpid()}"  # this process's name
+    (out / own).symlink_to(victim)
+    _run(fold, out)
+    assert victim.read_text() == "the user's own file\n"
+    assert not (out / "metrics.jsonl").is_symlink()
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == CONFIG.epochs
