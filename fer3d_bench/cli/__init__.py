@@ -22,6 +22,7 @@ COMMANDS = {  # name -> "module:command", in the order of the flow
     "inspect": "fer3d_bench.cli.data:inspect",
     "verify": "fer3d_bench.cli.data:verify",
     "splits": "fer3d_bench.cli.splits:splits",
+    "weights": "fer3d_bench.cli.weights:weights",
     "train": "fer3d_bench.cli.evaluation:train",
     "evaluate": "fer3d_bench.cli.evaluation:evaluate",
     "report": "fer3d_bench.cli.report:report",

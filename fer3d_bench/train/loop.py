@@ -319,7 +319,7 @@ def _train_epoch(fit: _Fit, epoch: int, amp, scaler, progress: bool) -> dict:
             loss, parts = fit.criterion(logits.float(), embedding.float(), labels)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} in epoch {epoch + 1}")
-        scaler.scale(loss / fit.accumulate).backward()
+        scaler.scale(loss / _window(k, len(loader), fit.accumulate)).backward()
         for name in sums:
             sums[name] += parts[name] * len(labels)
         correct += int((logits.argmax(1) == labels).sum())
@@ -333,12 +333,32 @@ def _train_epoch(fit: _Fit, epoch: int, amp, scaler, progress: bool) -> dict:
     }
 
 
+def _window(k: int, batches: int, accumulate: int) -> int:
+    """How many batches the accumulation window of batch `k` holds (of `batches` in the epoch).
+
+    Each batch's loss is divided by this, so every step's gradient is the mean over its own
+    batches; the last window of an epoch may hold fewer than `accumulate`.
+    """
+    return min(accumulate, batches - k // accumulate * accumulate)
+
+
 def _step(fit: _Fit, scaler) -> None:
-    """One optimiser step at the end of an accumulation window."""
+    """One optimiser step at the end of an accumulation window.
+
+    Under fp16 the gradients are the loss scale (65,536 at first) times too large: the
+    scaler unscales the model's before AdamW and skips its step on inf/NaN. The centers' SGD step
+    is not inside `scaler.step`, so their gradients are unscaled here too, and they move only
+    when the scaler did not skip: `update()` lowers the scale exactly when it found inf/NaN in
+    either optimizer's gradients. With the scaler disabled (fp32, bf16) unscaling does nothing,
+    the scale stays 1 and both always step.
+    """
+    scaler.unscale_(fit.centers_opt)
     fit.criterion.rescale_center_grads()
+    scale = scaler.get_scale()
     scaler.step(fit.optimizer)
     scaler.update()
-    fit.centers_opt.step()
+    if scaler.get_scale() >= scale:
+        fit.centers_opt.step()
     fit.optimizer.zero_grad(set_to_none=True)
     fit.centers_opt.zero_grad(set_to_none=True)
     if fit.scheduler.last_epoch < fit.steps - 1:  # the last step runs at final_lr

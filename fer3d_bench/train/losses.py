@@ -7,10 +7,18 @@ paper prints the island denominator as a difference of norms; that is a typo. Th
 this module) divides by the product of norms, i.e. uses the cosine, adds one so that each term is
 in [0, 2], and sums over ordered pairs j != k.
 
-As in the original center/island-loss update, the centers move by
-``alpha * d(L_C + lambda2 * I)/dc`` whatever ``lambda1`` is, with their own SGD optimizer (no
-weight decay, no LR schedule). Backward on the total puts ``lambda1`` times that gradient on the
-centers, so one training step is::
+The centers are updated by plain SGD on the loss itself, the common practice and what the seed
+paper states (SGD, fixed rate alpha = 0.5); this is *not* the hand-written rule of Wen et al. and
+Cai et al., which averages each class's residuals over ``1 + n_j`` (its count in the batch). Per
+step, with ``B`` the batch size, whatever ``lambda1`` is (over an accumulation window, the
+gradient is the mean of its batches')::
+
+    c_j <- c_j - alpha * d(L_C + lambda2 * I)/dc_j
+         = c_j - alpha * ( -(1/B) * sum_{i: y_i = j} (x_i - c_j)  +  lambda2 * dI/dc_j )
+
+so a class's pull towards its samples is divided by the batch size, not by its own count. The
+centers have their own SGD optimizer (no momentum, weight decay or LR schedule). Backward on the
+total puts ``lambda1`` times that gradient on the centers, so one training step is::
 
     loss, parts = criterion(logits, embedding, labels)
     loss.backward()
@@ -18,7 +26,9 @@ centers, so one training step is::
     opt.step()
     centers_opt.step()                # centers_opt = centers_optimizer(criterion)
 
-and both optimizers are zeroed before the next backward.
+and both optimizers are zeroed before the next backward. Under an fp16 grad scaler the centers'
+gradients are unscaled through it first, and the centers skip the steps the scaler skips
+(`fer3d_bench.train.loop._step`).
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from fer3d_bench.errors import ConfigError, Fer3dError
 from fer3d_bench.train.config import ModelConfig
+from fer3d_bench.weights.files import is_safetensors, read_safetensors, refuse_other_architecture
 
 
 class SpatialAttention(nn.Module):
@@ -42,7 +43,11 @@ class SpatialAttention(nn.Module):
 
 
 class FerNet(nn.Module):
-    """RGB and depth backbones, fused by attention (or sum), then tokens and a classifier."""
+    """RGB and depth backbones, fused by attention (or sum), then tokens and a classifier.
+
+    fusion="rgb-only" (table VI) has no depth backbone and weighs the RGB features by the RGB
+    stream's own attention map alone.
+    """
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -54,8 +59,10 @@ class FerNet(nn.Module):
         channels = self.rgb_backbone.feature_info.channels()[-1]
         self.feature_channels = channels
         self.grid = feature_grid(self.rgb_backbone, config.input_size)
-        if config.fusion == "attention":
+        if config.fusion in ("attention", "rgb-only"):
+            # rgb-only keeps the RGB stream's own attention, so that table VI removes depth alone
             self.rgb_attention = attention_modules(channels, config)
+        if config.fusion == "attention":
             self.depth_attention = attention_modules(channels, config)
         self.project = nn.Conv2d(channels, config.token_dim, 1)
         if config.head == "transformer":
@@ -81,7 +88,7 @@ class FerNet(nn.Module):
         """
         f_rgb = self.rgb_backbone(rgb)[-1]
         if self.depth_backbone is None:
-            fused = f_rgb
+            fused = f_rgb * self.rgb_map(f_rgb)
         else:
             f_depth = self.depth_backbone(depth.expand(-1, 3, -1, -1))[-1]
             fused = self.fuse(f_rgb, f_depth)
@@ -102,9 +109,12 @@ class FerNet(nn.Module):
         """(B,1,H,W) in (0,1): max over each modality's S maps, then the mean of the modalities."""
         if self.config.fusion != "attention":
             raise Fer3dError(f"fusion {self.config.fusion!r} has no attention map")
-        rgb = torch.stack([module(f_rgb) for module in self.rgb_attention]).amax(dim=0)
         depth = torch.stack([module(f_depth) for module in self.depth_attention]).amax(dim=0)
-        return (rgb + depth) / 2
+        return (self.rgb_map(f_rgb) + depth) / 2
+
+    def rgb_map(self, f_rgb: Tensor) -> Tensor:
+        """(B,1,H,W) in (0,1): the max over the RGB stream's S maps (rgb-only's whole attention)."""
+        return torch.stack([module(f_rgb) for module in self.rgb_attention]).amax(dim=0)
 
     def encode(self, tokens: Tensor, grid: tuple[int, int]) -> Tensor:
         """The class-token output after the transformer and the final norm."""
@@ -185,11 +195,18 @@ class LoadReport:
 def load_backbone_weights(model: FerNet, path: Path, trust_pickle: bool = False) -> LoadReport:
     """Load a local classification checkpoint into both backbones (depth too, as in the paper).
 
-    Nothing is downloaded. A whole-model pickle (the HSEmotion face models) runs code when read,
-    so it is only accepted with `trust_pickle`.
+    Nothing is downloaded. A safetensors file (what `weights import` writes) or a state dict
+    holds only tensors; a whole-model pickle (the HSEmotion emotion models) runs code when read,
+    so it is only accepted with `trust_pickle`. A known file (by hash, or the safetensors made
+    from one) is refused for a backbone it was not trained as.
     """
     path = Path(path)
-    state, source = read_checkpoint(path, trust_pickle)
+    if path.is_file():  # before anything is read: a trusted pickle would run on reading
+        refuse_other_architecture(path, model.config.backbone)
+    if path.is_file() and is_safetensors(path):
+        state, source = read_safetensors(path)[0], "safetensors"
+    else:
+        state, source = read_checkpoint(path, trust_pickle)
     target = model.rgb_backbone.state_dict()
     mapped, unexpected = map_backbone_keys(state, target)
     if not mapped:
@@ -218,11 +235,13 @@ def read_checkpoint(path: Path, trust_pickle: bool) -> tuple[dict[str, Tensor], 
         if zipfile.is_zipfile(path):
             raise Fer3dError(
                 f"{path}: holds pickled objects (a whole saved model?), which run arbitrary code "
-                "when loaded; pass --trust-pickle if you trust where this file came from"
+                "when loaded; convert it without running anything with `fer3d-bench weights "
+                f"import {path} --out backbone.safetensors`, or pass --trust-pickle if you trust "
+                "where this file came from"
             ) from safe_error
         raise Fer3dError(
             f"{path}: not a torch weights file ({safe_error}); a legacy whole-model pickle "
-            "needs --trust-pickle"
+            "needs `fer3d-bench weights import` (safe) or --trust-pickle"
         ) from safe_error
     warnings.warn(
         f"{path}: loading a pickle, which can run arbitrary code; only do this for trusted files",
@@ -231,7 +250,10 @@ def read_checkpoint(path: Path, trust_pickle: bool) -> tuple[dict[str, Tensor], 
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:
-        raise Fer3dError(f"{path}: not a torch file ({err})") from err
+        raise Fer3dError(
+            f"{path}: not a torch file ({err}); a whole model saved by another timm version "
+            "loads with `fer3d-bench weights import`"
+        ) from err
     return state_dict_of(path, loaded), "pickle"
 
 
