@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from fer3d_bench.evaluation.job import BUSY, FoldSummary, run_fold
 from fer3d_bench.evaluation.plan import FoldJob
@@ -50,4 +51,4 @@ def tell(summary: FoldSummary, on_result: OnResult, bar, note: str) -> None:
     """Pass on a BUSY job's summary, with what will happen to it, without counting it."""
     if on_result is not None:
         with bar.external_write_mode():
-            on_result(FoldSummary(**{**summary.__dict__, "note": note}))
+            on_result(replace(summary, note=note))

@@ -202,7 +202,7 @@ def _fold_jobs(
 ) -> list[FoldJob]:
     entry = info.protocols[protocol.name]
     config_dict = config.as_dict()
-    prefix = "" if variant == FULL else f"ablation-{checked_name(variant, 'variant')}/"
+    prefix = variant_prefix(checked_name(variant, "variant"))
     jobs = []
     for rep in range(min(entry.repetitions_total, spec.repetitions or 10**9)):
         for fold in range(min(entry.folds_total, spec.max_folds or 10**9)):
@@ -238,6 +238,11 @@ def _fold_jobs(
                 )
             )
     return jobs
+
+
+def variant_prefix(variant: str) -> str:
+    """Where a variant's folds lie in the run folder: the reference model at the top."""
+    return "" if variant == FULL else f"ablation-{variant}/"
 
 
 def _sha(values: dict) -> str:

@@ -12,10 +12,9 @@ from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.errors import ManifestMismatch
 from fer3d_bench.evaluation import job
 from fer3d_bench.evaluation.cluster import CLUSTERS, SlurmOptions, submit
-from fer3d_bench.evaluation.folder import existing_result
 from fer3d_bench.evaluation.job import FoldSummary
 from fer3d_bench.evaluation.local import run_local
-from fer3d_bench.evaluation.plan import EvalSpec, Plan, plan
+from fer3d_bench.evaluation.plan import EvalSpec, Plan, plan, variant_prefix
 from fer3d_bench.evaluation.pool import run_pool
 from fer3d_bench.processes import LOCK_FILE, folder_lock
 from fer3d_bench.report import ReportPaths, write_report
@@ -80,9 +79,14 @@ class Evaluation:
     report: ReportPaths | None  # None when cluster jobs were submitted without waiting
 
     def failed(self) -> list[str]:
-        """'folder: reason' of every planned fold whose result says it failed (any call's)."""
-        results = [(j.folder, existing_result(j.result_path, j.identity)) for j in self.plan.jobs]
-        return [f"{folder}: {r.reason}" for folder, r in results if r is not None and not r.ok]
+        """'folder: reason' of every failed fold the report counts (this call's or earlier)."""
+        groups = self.report.report.groups if self.report and self.report.report else []
+        return [
+            f"{variant_prefix(g['variant'])}{g['protocol']}/{f['repetition']}/{f['fold']}: "
+            f"{f['reason']}"
+            for g in groups
+            for f in g["aggregate"]["failed"]
+        ]
 
 
 def plan_run(spec: EvalSpec, progress: bool = False) -> Plan:
