@@ -25,6 +25,7 @@ NEVER = {
     "train": ("evaluation", "report", "pipeline"),
     "evaluation": ("report", "pipeline"),
     "report": ("evaluation", "train", "pipeline"),
+    "weights": ("train", "evaluation", "report", "pipeline", "cli"),
     "pipeline": ("cli",),
 }
 

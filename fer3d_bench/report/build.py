@@ -16,9 +16,10 @@ from fer3d_bench.report.load import Run
 
 VARIANTS = {  # what each variant changes; rows of the paper's tables VI and VII
     "full": "RGB + depth, attention fusion, transformer",
-    "rgb-only": "RGB only (table VI)",
+    "rgb-only": "RGB only, with its own attention (table VI)",
     "sum-fusion": "sum fusion instead of attention (table VII)",
     "no-transformer": "pooling instead of the transformer (table VII)",
+    "sum-no-transformer": "sum fusion and pooling: no attention, no transformer (table VII, Eq. 8)",
 }
 # the differences a reader should see first in a table title
 _HEADLINE = {"epochs": 0, "model.backbone": 1, "model.input_size": 2}

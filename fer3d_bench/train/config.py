@@ -22,7 +22,9 @@ HEADS = ("transformer", "pool")
 
 @dataclass(frozen=True)
 class ModelConfig:
-    backbone: str = "efficientnet_b2"  # any timm name with features_only support
+    # TensorFlow-ported B2 ("same" padding, batch-norm eps 1e-3), as HSEmotion's face models were
+    # built (docs: fer3d-bench weights inspect); any timm name with features_only support
+    backbone: str = "tf_efficientnet_b2"
     token_dim: int = 256
     heads: int = 4
     layers: int = 4  # transformer encoder layers
