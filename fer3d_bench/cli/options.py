@@ -108,7 +108,8 @@ training_options = _stack(
     click.option(
         "--backbone-weights",
         type=click.Path(path_type=Path, exists=True, dir_okay=False),
-        help="Local timm state dict (or a whole-model pickle with --trust-pickle).",
+        help="Local backbone weights: a safetensors file from `weights import`, a timm state "
+        "dict, or (with --trust-pickle) a whole-model pickle.",
     ),
     click.option("--trust-pickle", is_flag=True, help="Allow loading a whole-model pickle."),
     click.option("--exclude-flagged", is_flag=True, help=EXCLUDE_FLAGGED_HELP),

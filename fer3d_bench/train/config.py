@@ -16,7 +16,9 @@ from fer3d_bench.errors import ConfigError
 from fer3d_bench.records.io import read_toml
 
 DEVICES = ("auto", "cpu", "cuda")  # auto: CUDA when available
-FUSIONS = ("attention", "sum", "rgb-only")
+# "rgb-attention": RGB alone with its own attention; named apart from 0.9's "rgb-only" (no
+# attention at all), so that a run folder of the old network is refused, not silently resumed
+FUSIONS = ("attention", "sum", "rgb-attention")
 HEADS = ("transformer", "pool")
 
 
@@ -32,7 +34,7 @@ class ModelConfig:
     attention_modules: int = 4  # S, per modality
     attention_reduction: int = 8  # channel reduction inside each attention module
     dropout: float = 0.1
-    fusion: str = "attention"  # "attention" | "sum" | "rgb-only" (RGB with its own attention)
+    fusion: str = "attention"  # "attention" | "sum" | "rgb-attention"
     head: str = "transformer"  # "transformer" | "pool" (ablation: average pooling)
     num_classes: int = 7
     input_size: int = 260
@@ -113,7 +115,7 @@ PRESETS: dict[str, TrainConfig] = {
 
 ABLATIONS: dict[str, dict] = {  # the paper's tables VI and VII, each changing one thing
     # table VI: depth removed; the RGB stream keeps its own spatial attention
-    "rgb-only": {"model.fusion": "rgb-only"},
+    "rgb-only": {"model.fusion": "rgb-attention"},
     # table VII, row 1 (the paper's Eq. 8): softmax(MLP(AvgPool(X_rgb + X_depth)))
     "sum-no-transformer": {"model.fusion": "sum", "model.head": "pool"},
     # table VII, row 2: no cross-modal attention, transformer kept

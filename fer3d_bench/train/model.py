@@ -45,7 +45,7 @@ class SpatialAttention(nn.Module):
 class FerNet(nn.Module):
     """RGB and depth backbones, fused by attention (or sum), then tokens and a classifier.
 
-    fusion="rgb-only" (table VI) has no depth backbone and weighs the RGB features by the RGB
+    fusion="rgb-attention" (table VI) has no depth backbone and weighs the RGB features by the RGB
     stream's own attention map alone.
     """
 
@@ -54,12 +54,12 @@ class FerNet(nn.Module):
         self.config = config
         self.rgb_backbone = build_backbone(config.backbone)
         self.depth_backbone = (
-            None if config.fusion == "rgb-only" else build_backbone(config.backbone)
+            None if config.fusion == "rgb-attention" else build_backbone(config.backbone)
         )
         channels = self.rgb_backbone.feature_info.channels()[-1]
         self.feature_channels = channels
         self.grid = feature_grid(self.rgb_backbone, config.input_size)
-        if config.fusion in ("attention", "rgb-only"):
+        if config.fusion in ("attention", "rgb-attention"):
             # rgb-only keeps the RGB stream's own attention, so that table VI removes depth alone
             self.rgb_attention = attention_modules(channels, config)
         if config.fusion == "attention":

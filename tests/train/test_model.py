@@ -49,7 +49,7 @@ def count(parameters) -> int:
 
 @pytest.mark.parametrize(
     ("fusion", "head"),
-    list(itertools.product(("attention", "sum", "rgb-only"), ("transformer", "pool"))),
+    list(itertools.product(("attention", "sum", "rgb-attention"), ("transformer", "pool"))),
 )
 def test_output_shapes_for_every_ablation(fusion, head):
     model = tiny(fusion=fusion, head=head)
@@ -59,7 +59,7 @@ def test_output_shapes_for_every_ablation(fusion, head):
 
 
 def test_rgb_only_builds_no_depth_backbone_and_ignores_depth():
-    rgb_only, fused = tiny(fusion="rgb-only"), tiny(fusion="sum")
+    rgb_only, fused = tiny(fusion="rgb-attention"), tiny(fusion="sum")
     assert rgb_only.depth_backbone is None
     assert count(rgb_only.parameters()) < count(fused.parameters())
     rgb, depth = inputs()
@@ -114,7 +114,7 @@ def test_position_embeddings_fit_the_grid_and_other_sizes_still_run():
     assert logits.shape == (2, TINY.num_classes) and embedding.shape == (2, TINY.token_dim)
 
 
-@pytest.mark.parametrize("fusion", ["attention", "sum", "rgb-only"])
+@pytest.mark.parametrize("fusion", ["attention", "sum", "rgb-attention"])
 def test_backbone_and_head_parameters_partition_the_model(fusion):
     model = tiny(fusion=fusion)
     backbone = {id(p) for p in model.backbone_parameters()}
