@@ -9,13 +9,17 @@ class Fer3dError(Exception):
     """Base class of every error fer3d-bench raises on purpose."""
 
 
-class FormatError(Fer3dError):
-    """A file does not follow its dataset's published format."""
+class FileError(Fer3dError):
+    """A file cannot be used as it stands: "PATH: problem", with both kept for callers."""
 
     def __init__(self, path: Path | str, problem: str):
         self.path = Path(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+class FormatError(FileError):
+    """A file does not follow its dataset's published format."""
 
 
 class DatasetNotFoundError(Fer3dError):
@@ -34,14 +38,9 @@ class ReportError(Fer3dError):
     """A run folder, a result file or the published table cannot be reported on as it stands."""
 
 
-class MergedFileError(Fer3dError):
+class MergedFileError(FileError):
     """A merged HDF5 file cannot be used as it stands: missing, not HDF5, truncated, without
     what its schema requires, or damaged."""
-
-    def __init__(self, path: Path | str, problem: str):
-        self.path = Path(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
 
 
 class DamagedData(MergedFileError):

@@ -11,17 +11,12 @@ import json
 import tomllib
 from pathlib import Path
 
-from fer3d_bench.errors import Fer3dError
+from fer3d_bench.errors import FileError
 from fer3d_bench.io import atomic_path
 
 
-class RecordError(Fer3dError):
+class RecordError(FileError):
     """A record file cannot be used as it stands; the message names the file."""
-
-    def __init__(self, path: Path | str, problem: str):
-        self.path = Path(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
 
 
 class RecordNotFound(RecordError):
