@@ -26,6 +26,7 @@ from fer3d_bench.records.io import RecordError, RecordNotFound, read_json, read_
 from fer3d_bench.resources import manifests_dir, protocols_dir
 from fer3d_bench.sources import BU3DFE, open_source
 from fer3d_bench.taxonomy import load_label_map
+from fer3d_bench.train.config import table_overrides
 
 ALGORITHM = "sha256-rank-deal/1"
 PROTOCOLS_DIR = protocols_dir()
@@ -53,6 +54,13 @@ class Protocol:
     balance: tuple[str, ...] = ()
     train_datasets: tuple[str, ...] = ()
     test_datasets: tuple[str, ...] = ()
+    # the paper's training settings for this protocol, as (dotted key, value) pairs: they go
+    # onto the `paper` preset (train.config.variant_configs) and never into a manifest
+    train: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def train_overrides(self) -> dict:
+        return dict(self.train)
 
     @property
     def major(self) -> int:
@@ -107,6 +115,10 @@ def load_protocol(name_or_path: str | Path, directory: Path = PROTOCOLS_DIR) -> 
     for key in tuples:
         if key in data:
             data[key] = tuple(data[key])
+    if "train" in data:
+        if not isinstance(data["train"], dict):
+            raise Fer3dError(f"{path}: [train] must be a table of training settings")
+        data["train"] = tuple(sorted(table_overrides(data["train"], f"{path} [train]").items()))
     try:
         protocol = Protocol(**data)
     except TypeError as exc:

@@ -116,6 +116,7 @@ def test_no_function_local_imports_but_the_renderers_ordered_ones():
         "fer3d_bench.report",
         "fer3d_bench.records.run",
         "fer3d_bench.train.config",
+        "fer3d_bench.weights.known",
         "fer3d_bench.pipeline.splits",
         "fer3d_bench.cli.splits",
         "fer3d_bench.cli.report",

@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from fer3d_bench import splits as sp
 from fer3d_bench.cli import main
+from fer3d_bench.errors import Fer3dError
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "data_manifests"
 # Changing a published manifest needs a version bump: then add the new file's hash here.
@@ -280,3 +281,33 @@ def test_holdout_is_stratified_by_dataset_and_folds_balance_strata():
     for fold in cm["repetitions"][0]["subjects"]:  # 35 subjects in 5 folds, balanced by dataset
         assert len(fold) == 7
         assert sum(1 for s in fold if s.startswith("cald3r:")) == 4
+
+
+def test_a_protocols_train_table_is_checked_and_stays_out_of_its_manifest(tmp_path):
+    """bu3dfe-full carries the paper's batch for it; a table with a key no config has, or that
+    is not a table, is refused naming the file; the manifest of a protocol with a table is the
+    same as without (training settings are not part of a split)."""
+    full = sp.load_protocol("bu3dfe-full")
+    assert full.train_overrides == {"effective_batch": 256}
+    text = (sp.PROTOCOLS_DIR / "bu3dfe-full.toml").read_text()
+    for table, problem in [
+        (
+            "[train]\neffective_bach = 256\n",
+            r"\[train\]: unknown configuration key.*effective_bach",
+        ),
+        ("train = 256\n", r"\[train\] must be a table"),
+    ]:
+        path = tmp_path / "bad" / "bu3dfe-full.toml"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(text.split("[train]")[0].replace("\n# The paper", "\n#") + table)
+        with pytest.raises(Fer3dError, match=str(path).replace(".", r"\.") + ".*" + problem):
+            sp.load_protocol(path)
+    plain = tmp_path / "plain" / "bu3dfe-full.toml"
+    plain.parent.mkdir()
+    plain.write_text(text.split("[train]")[0] + "\n[train.model]\ndropout = 0.2\n")
+    nested = sp.load_protocol(plain)
+    assert nested.train_overrides == {"model.dropout": 0.2}
+    items = sp.bu3dfe_catalogue()
+    assert (
+        sp.make_manifest(full, items, "t").content == sp.make_manifest(nested, items, "t").content
+    )

@@ -112,6 +112,13 @@ training_options = _stack(
         "dict, or (with --trust-pickle) a whole-model pickle.",
     ),
     click.option("--trust-pickle", is_flag=True, help="Allow loading a whole-model pickle."),
+    click.option(
+        "--allow-architecture-mismatch",
+        is_flag=True,
+        help="Load a known weights file into a backbone other than the one it was made for "
+        "(refused by default); recorded, and the report calls the run pretrained differently "
+        "from the paper.",
+    ),
     click.option("--exclude-flagged", is_flag=True, help=EXCLUDE_FLAGGED_HELP),
 )
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from fer3d_bench.errors import ConfigError
 from fer3d_bench.records.io import read_json
 from fer3d_bench.records.result import FoldResult, read_result
-from fer3d_bench.records.run import RunInfo
+from fer3d_bench.records.run import RunInfo, flat_config
 
 _ABSENT = "(absent)"
 
@@ -96,20 +96,10 @@ def existing_result(path: Path, identity: dict) -> FoldResult | None:
 
 def differences(old: dict, new: dict) -> dict[str, list]:
     """Dotted key -> [old, new] for every nested value that differs or exists on one side only."""
-    a, b = _flatten(old), _flatten(new)
+    a, b = flat_config(old), flat_config(new)
     pairs = {k: [a.get(k, _ABSENT), b.get(k, _ABSENT)] for k in sorted(a.keys() | b.keys())}
     return {k: pair for k, pair in pairs.items() if pair[0] != pair[1]}
 
 
 def changed(old: dict, new: dict) -> list[str]:
     return [f"{key} {a!r} -> {b!r}" for key, (a, b) in differences(old, new).items()]
-
-
-def _flatten(values: dict, prefix: str = "") -> dict:
-    out = {}
-    for key, value in values.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
-    return out

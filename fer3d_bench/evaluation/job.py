@@ -102,7 +102,7 @@ def _train_and_test(job: FoldJob) -> FoldSummary:
         truth = {data.sample_ids[i]: data.classes[int(data.labels[i])] for i in test_idx}
         names = list(data.classes)
     started, clock = now(), time.perf_counter()
-    result = FoldResult(job=identity, status=OK, classes=job.classes)
+    result = FoldResult(job=identity, status=OK, classes=job.classes, weights=job.weights)
     empty = [name for name, idx in (("training", train_idx), ("test", test_idx)) if not len(idx)]
     if empty:  # too few subjects for this many folds: nothing to train or test on
         result.status, result.reason = FAILED, f"the fold has no {' and no '.join(empty)} samples"
@@ -117,6 +117,7 @@ def _train_and_test(job: FoldJob) -> FoldSummary:
                 device=job.device,
                 backbone_weights=Path(job.backbone_weights) if job.backbone_weights else None,
                 trust_pickle=job.trust_pickle,
+                allow_architecture_mismatch=job.allow_architecture_mismatch,
                 progress=job.progress,
                 classes=job.classes,
                 exclude_flagged=job.exclude_flagged,

@@ -16,12 +16,20 @@ from fer3d_bench import __version__
 from fer3d_bench import splits as sp
 from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.errors import ConfigError, ManifestMismatch
-from fer3d_bench.evaluation.folder import differences, existing_result, merge_run_info
+from fer3d_bench.evaluation.folder import existing_result, merge_run_info
 from fer3d_bench.io import inside
 from fer3d_bench.names import checked_name
 from fer3d_bench.records.provenance import environment, git_commit, now
-from fer3d_bench.records.run import ProtocolEntry, RunInfo, write_run_info
-from fer3d_bench.train.config import FULL, PRESETS, TrainConfig, variant_configs
+from fer3d_bench.records.run import ProtocolEntry, RunInfo, flat_config, write_run_info
+from fer3d_bench.train.config import (
+    FULL,
+    PAPER,
+    PRESETS,
+    TrainConfig,
+    applied_protocol_train,
+    variant_configs,
+)
+from fer3d_bench.weights.known import file_hashes, weights_record
 
 RESULT_FILE = "result.json"
 
@@ -42,6 +50,7 @@ class EvalSpec:
     device: str = "auto"
     backbone_weights: Path | None = None
     trust_pickle: bool = False
+    allow_architecture_mismatch: bool = False  # a known file into another backbone, recorded
     launcher: str = "local"
     exclude_flagged: bool = False  # leave training samples flagged low-quality out
 
@@ -67,6 +76,8 @@ class FoldJob:
     device: str = "auto"
     backbone_weights: str | None = None
     trust_pickle: bool = False
+    allow_architecture_mismatch: bool = False
+    weights: dict = field(default_factory=lambda: {"pretrained": False})  # for result.json
     progress: bool = False
     threads: int | None = None
     exclude_flagged: bool = False
@@ -102,12 +113,17 @@ def plan(spec: EvalSpec, runtime: Runtime | None = None, progress: bool = False)
         manifests[protocol.name] = (protocol, manifest, path)
         info.protocols[protocol.name] = _protocol_entry(protocol, manifest, path, spec)
     info = merge_run_info(run_dir / "run.json", info)
-    jobs = [
-        job
-        for variant, config in variants.items()
-        for protocol, manifest, path in manifests.values()
-        for job in _fold_jobs(spec, run_dir, variant, config, protocol, manifest, path, info)
-    ]
+    jobs = []
+    for protocol, manifest, path in manifests.values():  # the protocol's [train] settings
+        configs = variant_configs(
+            spec.preset, spec.overrides, spec.ablations, protocol.train_overrides
+        )
+        jobs += [
+            job
+            for variant, config in configs.items()
+            for job in _fold_jobs(spec, run_dir, variant, config, protocol, manifest, path, info)
+        ]
+    jobs.sort(key=lambda j: list(variants).index(j.identity["variant"]))  # variant by variant
     for job in jobs:
         job.progress = progress
         existing_result(job.result_path, job.identity)  # refuses another configuration's
@@ -147,10 +163,13 @@ def _run_info(spec: EvalSpec, variants: dict, fingerprint: str, runtime: Runtime
         preset=spec.preset,
         overrides=dict(sorted(spec.overrides.items())),
         backbone_weights=_weights_identity(spec.backbone_weights),
+        weights=weights_record(
+            spec.backbone_weights,
+            variants[FULL].model.backbone,
+            spec.allow_architecture_mismatch,
+        ),
         exclude_flagged=spec.exclude_flagged,
-        reference={
-            "differs_from_paper": differences(variants[FULL].as_dict(), PRESETS["paper"].as_dict())
-        },
+        reference={"paper": flat_config(PRESETS[PAPER].as_dict())},
         variants={name: config.as_dict() for name, config in variants.items()},
         protocols={},
         fer3d_bench_version=__version__,
@@ -167,8 +186,7 @@ def _weights_identity(path: Path | None) -> dict | None:
     """Pretrained weights change every result: their sha256 is part of each job's identity."""
     if path is None:
         return None
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return {"file": Path(path).name, "sha256": digest}
+    return {"file": Path(path).name, "sha256": file_hashes(path).sha256}
 
 
 def _protocol_entry(
@@ -187,6 +205,12 @@ def _protocol_entry(
         folds_total=total_folds,
         repetitions_run=min(total_reps, spec.repetitions or total_reps),
         folds_run=min(total_folds, spec.max_folds or total_folds),
+        train_defaults=protocol.train_overrides,
+        train_applied={
+            key: value
+            for key, value in applied_protocol_train(spec.preset, protocol.train_overrides).items()
+            if key not in spec.overrides
+        },
     )
 
 
@@ -234,6 +258,8 @@ def _fold_jobs(
                     device=spec.device,
                     backbone_weights=str(spec.backbone_weights) if spec.backbone_weights else None,
                     trust_pickle=spec.trust_pickle,
+                    allow_architecture_mismatch=spec.allow_architecture_mismatch,
+                    weights=info.weights_record,
                     exclude_flagged=spec.exclude_flagged,
                 )
             )

@@ -37,13 +37,17 @@ def train_fold(
     device: str = "auto",
     backbone_weights: Path | None = None,
     trust_pickle: bool = False,
+    allow_architecture_mismatch: bool = False,
     exclude_flagged: bool = False,
 ) -> loop.TrainResult:
-    """Train the reference model (or one ablation of it) on one fold of a manifest."""
-    variants = variant_configs(preset, overrides, (ablation,) if ablation else ())
-    config = variants[ablation or FULL]
+    """Train the reference model (or one ablation of it) on one fold of a manifest, with the
+    protocol's training settings on the paper preset, as `evaluate` would."""
     manifest = sp.read_manifest(manifest_path)
-    broken = sp.broken_invariants(manifest.content, sp.manifest_protocol(manifest.content))
+    protocol = sp.manifest_protocol(manifest.content)
+    ablations = (ablation,) if ablation else ()
+    variants = variant_configs(preset, overrides, ablations, protocol.train_overrides)
+    config = variants[ablation or FULL]
+    broken = sp.broken_invariants(manifest.content, protocol)
     if broken:
         raise ManifestMismatch(f"{manifest_path} contradicts itself:\n  " + "\n  ".join(broken))
     with H5Dataset(dataset) as data:
@@ -57,6 +61,7 @@ def train_fold(
         device=device,
         backbone_weights=backbone_weights,
         trust_pickle=trust_pickle,
+        allow_architecture_mismatch=allow_architecture_mismatch,
         classes=manifest.content["classes"],
         exclude_flagged=exclude_flagged,
     )

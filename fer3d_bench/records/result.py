@@ -30,6 +30,7 @@ class FoldResult:
     metrics: dict | None = None
     history: list[dict] = field(default_factory=list)  # one record per epoch
     training_left_out: list[str] = field(default_factory=list)  # flagged, not trained on
+    weights: dict | None = None  # the pretrained weights (weights.known.weights_record)
     checkpoint: str | None = None
     device: str | None = None
     seconds: float | None = None

@@ -32,6 +32,11 @@ class ProtocolEntry:
     manifest_sha256: str | None = None
     classes: list[str] | None = None
     seed: int | None = None
+    # the protocol's [train] table (the paper's settings for it), and the part of it this run's
+    # configs took (all of it on the paper preset, less what --config/--epochs set); None
+    # before 0.10, which had no such table
+    train_defaults: dict | None = None
+    train_applied: dict | None = None
 
     @property
     def folds_planned(self) -> int:
@@ -43,7 +48,8 @@ class ProtocolEntry:
 
     def to_json(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
-        return {k: v for k, v in data.items() if not (k == "folds_run" and v is None)}
+        optional = ("folds_run", "train_defaults", "train_applied")
+        return {k: v for k, v in data.items() if not (k in optional and v is None)}
 
     @classmethod
     def from_json(cls, data: dict, path: Path, name: str) -> ProtocolEntry:
@@ -69,9 +75,13 @@ class RunInfo:
     dataset: dict = field(default_factory=dict)  # {"path", "fingerprint"}
     preset: str | None = None
     overrides: dict = field(default_factory=dict)
-    backbone_weights: dict | None = None  # {"file", "sha256"}
+    backbone_weights: dict | None = None  # {"file", "sha256"}: part of every job's identity
+    # what the weights are (weights.known.weights_record); None before 0.10
+    weights: dict | None = None
     exclude_flagged: bool = False
-    reference: dict = field(default_factory=dict)  # {"differs_from_paper": {key: [run, paper]}}
+    # {"paper": the paper preset's config, dotted keys}, as this version reads the paper; the
+    # report adds each protocol's train_defaults to it. Up to 0.9 {"differs_from_paper": ...}
+    reference: dict = field(default_factory=dict)
     fer3d_bench_version: str | None = None
     git_commit: str = "unknown"
     git_dirty: bool = False
@@ -87,16 +97,23 @@ class RunInfo:
         return self.dataset.get("fingerprint")
 
     @property
-    def differs_from_paper(self) -> dict:
-        """Dotted configuration key -> [this run's value, the paper's], for the titles."""
-        return self.reference.get("differs_from_paper") or {}
+    def weights_record(self) -> dict:
+        """The weights record, or what an earlier version's run.json allows to say of them."""
+        if self.weights is not None:
+            return self.weights
+        if self.backbone_weights is None:
+            return {"pretrained": False}
+        return {"pretrained": True, **self.backbone_weights, "known": None}  # not identified
 
     def to_json(self) -> dict:
         data = {
             f.name: getattr(self, f.name)
             for f in fields(self)
-            if f.name not in ("protocols", "resumed_with", "extra")
+            if f.name not in ("protocols", "resumed_with", "extra", "weights", "reference")
         }
+        for key in ("weights", "reference"):  # absent rather than empty, as before 0.10
+            if getattr(self, key):
+                data[key] = getattr(self, key)
         data["schema"] = RUN_SCHEMA
         data["protocols"] = {name: p.to_json() for name, p in self.protocols.items()}
         if self.resumed_with:
@@ -125,6 +142,17 @@ class RunInfo:
         }
         values["extra"] = {k: v for k, v in data.items() if k not in known and k != "schema"}
         return cls(**values)
+
+
+def flat_config(values: dict, prefix: str = "") -> dict:
+    """A recorded config as dotted key -> value (`{"model.backbone": ...}`), lists for tuples."""
+    out: dict = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            out.update(flat_config(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = list(value) if isinstance(value, tuple) else value
+    return out
 
 
 def read_run_info(path: Path) -> RunInfo:

@@ -10,7 +10,7 @@ import json
 
 from fer3d_bench.records.report import Report
 from fer3d_bench.records.result import FoldResult
-from fer3d_bench.records.run import ProtocolEntry
+from fer3d_bench.records.run import ProtocolEntry, RunInfo, flat_config
 from fer3d_bench.report.aggregate import aggregate
 from fer3d_bench.report.load import Run
 
@@ -50,7 +50,10 @@ def _group(run: Run, variant: str, protocol: str) -> dict:
     summary = aggregate(results, entry.kind)
     for row in summary["folds"]:
         row["result"] = run.files[(variant, protocol, row["repetition"], row["fold"])]
-    notes = truncation_notes(entry, run.info.differs_from_paper, summary)
+    differs = paper_differences(run.info, protocol)
+    weights = run.info.weights_record
+    shortfall, as_paper = weights_notes(weights)
+    notes = truncation_notes(entry, differs, summary, shortfall)
     if run.info.exclude_flagged:
         notes.append(_flagged_note(results))
     return {
@@ -60,7 +63,9 @@ def _group(run: Run, variant: str, protocol: str) -> dict:
         "kind": entry.kind,
         "folds_expected": entry.expected_folds,
         "truncation": notes,
-        "title": table_title(protocol, entry.version, notes),
+        "differs_from_paper": differs,
+        "weights": weights,
+        "title": table_title(protocol, entry.version, notes, as_paper),
         "aggregate": summary,
         "seconds": sum(float(r.seconds or 0.0) for r in results),
         "figures": figure_names(variant, protocol, summary, results),
@@ -86,7 +91,9 @@ def _flagged_note(results: list[FoldResult]) -> str:
     )
 
 
-def truncation_notes(entry: ProtocolEntry, differs: dict, summary: dict) -> list[str]:
+def truncation_notes(
+    entry: ProtocolEntry, differs: dict, summary: dict, weights: str | None = None
+) -> list[str]:
     """Every way this row falls short of the full protocol, in words for the table title."""
     scope = []
     if entry.repetitions_run < entry.repetitions_total:
@@ -94,6 +101,8 @@ def truncation_notes(entry: ProtocolEntry, differs: dict, summary: dict) -> list
     if entry.folds_planned < entry.folds_total:
         scope.append(f"{entry.folds_planned} of {entry.folds_total} folds")
     notes = [", ".join(scope)] if scope else []
+    if weights:
+        notes.append(weights)
     if differs:
         keys = sorted(differs, key=lambda k: (k not in _HEADLINE, _HEADLINE.get(k, 0), k))
         pairs = ", ".join(f"{k} {word(differs[k][0])} vs {word(differs[k][1])}" for k in keys[:3])
@@ -107,9 +116,51 @@ def truncation_notes(entry: ProtocolEntry, differs: dict, summary: dict) -> list
     return notes
 
 
-def table_title(protocol: str, version: str, notes: list[str]) -> str:
-    title = f"{protocol} {version}"
+def table_title(protocol: str, version: str, notes: list[str], weights: str | None = None) -> str:
+    title = f"{protocol} {version}" + (f", {weights}" if weights else "")
     return f"{title} — TRUNCATED: {'; '.join(notes)}" if notes else title
+
+
+def paper_differences(info: RunInfo, protocol: str) -> dict[str, list]:
+    """Dotted key -> [this run's value, the paper's] for the reference model on `protocol`.
+
+    The paper's side is what run.json recorded when the run was planned: the paper preset,
+    plus the protocol's [train] settings. A run planned before 0.10 recorded only its
+    differences, as that version read the paper (30 epochs, efficientnet_b2): they are shown
+    as recorded.
+    """
+    entry = info.protocols[protocol]
+    if "paper" not in info.reference:
+        return dict(info.reference.get("differs_from_paper") or {})
+    ours = flat_config(info.variants["full"]) | dict(entry.train_applied or {})
+    paper = info.reference["paper"] | dict(entry.train_defaults or {})
+    return {k: [v, paper.get(k)] for k, v in sorted(ours.items()) if v != paper.get(k)}
+
+
+def weights_notes(record: dict) -> tuple[str | None, str | None]:
+    """(how the weights fall short of the paper's, for the truncation notes; or, when they are
+    the paper's, the words the title names them with)."""
+    if not record.get("pretrained"):
+        return "not pretrained (the paper fine-tunes HSEmotion's face EfficientNet-B2)", None
+    known, name = record.get("known"), record.get("file")
+    if known is None:
+        return f"pretrained from {name}, not identified (planned before fer3d-bench 0.10)", None
+    if known == "unknown":
+        sha = str(record.get("sha256", ""))[:12]
+        return (
+            f"pretrained differently from the paper ({name}, sha256 {sha}…, not a known file)",
+            None,
+        )
+    if not record.get("paper"):
+        return f"pretrained differently from the paper ({known}: {record.get('trained_on')})", None
+    if record.get("architecture_mismatch"):
+        backbone = record.get("backbone")
+        return (
+            f"pretrained differently from the paper ({known} loaded into {backbone} by "
+            "--allow-architecture-mismatch)",
+            None,
+        )
+    return None, f"backbones pretrained as in the paper ({known}, {record['paper']})"
 
 
 def word(value) -> str:

@@ -23,7 +23,7 @@ def format_markdown(report: Report) -> str:
         _failed_section(report),
         _published_section(report),
         _timing_section(report),
-        _provenance_section(info),
+        _provenance_section(report),
         "## Figures\n\n" + "\n".join(f"- [{p}]({p})" for p in report.figures),
     ]
     return "\n\n".join(s for s in sections if s) + "\n"
@@ -109,7 +109,8 @@ def _timing_section(report: Report) -> str:
     )
 
 
-def _provenance_section(info: RunInfo) -> str:
+def _provenance_section(report: Report) -> str:
+    info = report.run
     lines = ["## Provenance", ""]
     dataset = info.dataset
     lines.append(f"- dataset `{dataset.get('path')}`, fingerprint `{dataset.get('fingerprint')}`")
@@ -121,8 +122,28 @@ def _provenance_section(info: RunInfo) -> str:
     for name, config in info.variants.items():
         settings = json.dumps(config, sort_keys=True)
         lines.append(f"- variant {name}: seed {config.get('seed')}, config `{settings}`")
-    for key, value in sorted(info.differs_from_paper.items()):
-        lines.append(f"- differs from the paper: {key} {word(value[0])} vs {word(value[1])}")
+    lines.append(f"- pretrained weights: {_weights_line(info.weights_record)}")
+    for group in report.full():
+        for key, value in group.get("differs_from_paper", {}).items():
+            lines.append(
+                f"- differs from the paper on {group['protocol']}: {key} {word(value[0])} vs "
+                f"{word(value[1])}"
+            )
     environment = ", ".join(f"{k} {v}" for k, v in sorted(info.environment.items()))
     lines.append(f"- environment: {environment}")
     return "\n".join(lines)
+
+
+def _weights_line(record: dict) -> str:
+    if not record.get("pretrained"):
+        return "none (backbones trained from scratch)"
+    parts = [f"`{record.get('file')}` sha256 `{record.get('sha256')}`"]
+    if record.get("known") is not None:
+        parts.append(f"known as {record['known']}")
+    if record.get("paper"):
+        parts.append(str(record["paper"]))
+    if record.get("architecture_mismatch"):
+        parts.append(f"loaded into {record.get('backbone')} by --allow-architecture-mismatch")
+    if record.get("imported_from_sha256"):
+        parts.append(f"imported from a file of sha256 `{record['imported_from_sha256']}`")
+    return ", ".join(parts)

@@ -83,7 +83,7 @@ class TrainConfig:
 
 
 PRESETS: dict[str, TrainConfig] = {
-    # the paper's configuration: for GPUs
+    # the paper's configuration: for GPUs (a protocol's [train] table adds its own settings)
     "paper": TrainConfig(),
     # the reference architecture at reduced size, for a CPU
     "cpu-small": TrainConfig(
@@ -124,6 +124,7 @@ ABLATIONS: dict[str, dict] = {  # the paper's tables VI and VII, each changing o
     "no-transformer": {"model.head": "pool"},
 }
 
+PAPER = "paper"  # the preset of the paper's configuration
 FULL = "full"  # the variant name of the reference model (the preset with its overrides)
 
 
@@ -147,20 +148,31 @@ def with_overrides(config: TrainConfig, **changes) -> TrainConfig:
 
 
 def variant_configs(
-    preset: str, overrides: Mapping | None = None, ablations: Sequence[str] = ()
+    preset: str,
+    overrides: Mapping | None = None,
+    ablations: Sequence[str] = (),
+    protocol_train: Mapping | None = None,
 ) -> dict[str, TrainConfig]:
     """Variant name -> config: "full" (the preset with the overrides), then each ablation of it.
 
     The one place where presets, overrides and ablations are composed, for `train` and
-    `evaluate` alike.
+    `evaluate` alike. `protocol_train` is a protocol's `[train]` table, the paper's settings for
+    that protocol (batch 256 for the full 5-fold setup): it goes onto the `paper` preset before
+    the user's overrides, and is left out for the other presets, which are deliberately smaller.
     """
     if preset not in PRESETS:
         raise ConfigError(f"preset {preset!r} is not one of {sorted(PRESETS)}")
     unknown = sorted(set(ablations) - set(ABLATIONS))
     if unknown:
         raise ConfigError(f"unknown ablation(s) {unknown}; known: {sorted(ABLATIONS)}")
-    base = with_overrides(PRESETS[preset], **dict(overrides or {}))
+    base = with_overrides(PRESETS[preset], **applied_protocol_train(preset, protocol_train))
+    base = with_overrides(base, **dict(overrides or {}))
     return {FULL: base} | {name: with_overrides(base, **ABLATIONS[name]) for name in ablations}
+
+
+def applied_protocol_train(preset: str, protocol_train: Mapping | None) -> dict:
+    """The part of a protocol's `[train]` table a run with `preset` takes (all of it for paper)."""
+    return dict(protocol_train or {}) if preset == PAPER else {}
 
 
 def config_from_dict(values: dict) -> TrainConfig:
@@ -185,6 +197,12 @@ def load_config_file(path: Path) -> tuple[str | None, dict]:
     preset = data.pop("preset", None)
     if preset is not None and preset not in PRESETS:
         raise ConfigError(f"{path}: preset {preset!r} is not one of {sorted(PRESETS)}")
+    return preset, table_overrides(data, f"{path}", "preset, ")
+
+
+def table_overrides(data: Mapping, where: str, also: str = "") -> dict:
+    """Dotted overrides from a TOML table (`[model]`/`[loss]` sub-tables or dotted keys);
+    unknown keys are refused, naming `where` they were found."""
     overrides = {}
     for key, value in data.items():
         if isinstance(value, dict) and key in ("model", "loss"):
@@ -194,7 +212,7 @@ def load_config_file(path: Path) -> tuple[str | None, dict]:
     unknown = sorted(set(overrides) - set(config_keys()))
     if unknown:
         raise ConfigError(
-            f"{path}: unknown configuration key(s) {', '.join(unknown)}; "
-            f"known: preset, {', '.join(config_keys())}"
+            f"{where}: unknown configuration key(s) {', '.join(unknown)}; "
+            f"known: {also}{', '.join(config_keys())}"
         )
-    return preset, overrides
+    return overrides

@@ -108,6 +108,7 @@ def train(
     device: str = "auto",
     backbone_weights: Path | None = None,
     trust_pickle: bool = False,
+    allow_architecture_mismatch: bool = False,
     progress: bool = True,
     stop_after: int | None = None,
     classes: Sequence[str] | None = None,
@@ -131,7 +132,9 @@ def train(
         train_indices, left_out = _training_indices(data, train_indices, exclude_flagged)
         fit = _setup(data, train_indices, test_indices, config, dev, classes)
         if backbone_weights:
-            report = load_backbone_weights(fit.model, backbone_weights, trust_pickle)
+            report = load_backbone_weights(
+                fit.model, backbone_weights, trust_pickle, allow_architecture_mismatch
+            )
             with atomic_path(out / "weights_report.json") as tmp:
                 tmp.write_text(json.dumps(asdict(report), indent=1))
         fit.model.to(dev, memory_format=fit.layout)

@@ -20,7 +20,8 @@ from torch import Tensor, nn
 
 from fer3d_bench.errors import ConfigError, Fer3dError
 from fer3d_bench.train.config import ModelConfig
-from fer3d_bench.weights.files import is_safetensors, read_safetensors, refuse_other_architecture
+from fer3d_bench.weights.files import read_safetensors
+from fer3d_bench.weights.known import is_safetensors, refuse_other_architecture
 
 
 class SpatialAttention(nn.Module):
@@ -192,17 +193,26 @@ class LoadReport:
     source: str  # "state_dict" or "pickle"
 
 
-def load_backbone_weights(model: FerNet, path: Path, trust_pickle: bool = False) -> LoadReport:
+def load_backbone_weights(
+    model: FerNet, path: Path, trust_pickle: bool = False, allow_architecture_mismatch: bool = False
+) -> LoadReport:
     """Load a local classification checkpoint into both backbones (depth too, as in the paper).
 
     Nothing is downloaded. A safetensors file (what `weights import` writes) or a state dict
     holds only tensors; a whole-model pickle (the HSEmotion emotion models) runs code when read,
     so it is only accepted with `trust_pickle`. A known file (by hash, or the safetensors made
-    from one) is refused for a backbone it was not trained as.
+    from one) is refused for a backbone it was not trained as, unless
+    `allow_architecture_mismatch` (then it is warned about, and recorded by the caller).
     """
     path = Path(path)
     if path.is_file():  # before anything is read: a trusted pickle would run on reading
-        refuse_other_architecture(path, model.config.backbone)
+        backbone = model.config.backbone
+        if refuse_other_architecture(path, backbone, allow_architecture_mismatch):
+            warnings.warn(
+                f"{path}: loaded into {backbone}, not the architecture it was made for "
+                "(--allow-architecture-mismatch); its features will differ from the original's",
+                stacklevel=2,
+            )
     if path.is_file() and is_safetensors(path):
         state, source = read_safetensors(path)[0], "safetensors"
     else:

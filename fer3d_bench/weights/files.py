@@ -8,7 +8,6 @@ legacy.py's stand-ins). The safetensors metadata records which file the tensors 
 from __future__ import annotations
 
 import json
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from fer3d_bench import __version__
 from fer3d_bench.errors import Fer3dError
 from fer3d_bench.io import atomic_path
 from fer3d_bench.weights import known as table
-from fer3d_bench.weights.known import KnownWeights, file_hashes, same_architecture
+from fer3d_bench.weights.known import file_hashes, is_safetensors
 from fer3d_bench.weights.legacy import load_legacy, tensors_of
 
 HEAD_PREFIXES = ("classifier.", "fc.", "head.")  # timm's classifier names: not backbone weights
@@ -33,15 +32,6 @@ class WeightsFile:
     form: str  # "safetensors", "state dict" or "whole-model pickle"
     names: list[str]  # globals a pickle named (empty for the other forms)
     metadata: dict[str, str]  # safetensors metadata
-
-
-def is_safetensors(path: Path) -> bool:
-    """An 8-byte little-endian header length, then a JSON object (the format's header)."""
-    with open(path, "rb") as stream:
-        head = stream.read(9)
-    if len(head) < 9 or head[8:9] != b"{":
-        return False
-    return struct.unpack("<Q", head[:8])[0] < Path(path).stat().st_size
 
 
 def read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
@@ -104,24 +94,3 @@ def import_weights(path: Path, out: Path) -> Imported:
     with atomic_path(out) as tmp:
         save_file({k: v.contiguous() for k, v in backbone.items()}, str(tmp), metadata=metadata)
     return Imported(out, len(backbone), dropped, metadata)
-
-
-def identify(path: Path) -> KnownWeights | None:
-    """The known file `path` is, or was imported from (safetensors metadata), or None."""
-    path = Path(path)
-    if is_safetensors(path):
-        with safe_open(str(path), framework="pt") as stream:
-            return table.by_name((stream.metadata() or {}).get("known", ""))
-    return table.known_weights().get(file_hashes(path).git_blob_sha1)
-
-
-def refuse_other_architecture(path: Path, architecture: str) -> None:
-    """A known file goes only into the timm model it was trained as: the plain EfficientNet of
-    the same size takes its tensors without complaint and computes different features."""
-    known = identify(path)
-    if known and not same_architecture(known.architecture, architecture):
-        raise Fer3dError(
-            f"{path}: is {known.name}, made for {known.architecture} at {known.input_size} px; "
-            f"it does not fit the {architecture} backbone (choose a preset or configuration "
-            f"with backbone {known.architecture})"
-        )

@@ -87,7 +87,8 @@ def test_each_fold_writes_its_result_with_predictions_for_its_test_subjects(smal
             assert len(result["history"]) == 1
     info = json.loads((tmp_path / "run" / "run.json").read_text())
     assert info["protocols"]["bu3dfe-legacy"]["repetitions_run"] == 2
-    assert info["reference"]["differs_from_paper"]["epochs"] == [1, 20]
+    assert info["weights"] == result["weights"] == {"pretrained": False}  # named in the title
+    assert info["protocols"]["bu3dfe-legacy"]["train_defaults"] == {}
 
 
 def test_an_interrupted_evaluation_resumes_without_retraining_finished_folds(

@@ -13,17 +13,31 @@ from fer3d_bench.errors import Fer3dError
 from fer3d_bench.metrics import fold_metrics
 from fer3d_bench.records.report import Report
 from fer3d_bench.records.result import FoldResult
+from fer3d_bench.records.run import flat_config
 from fer3d_bench.report import write_report
 from fer3d_bench.report.aggregate import aggregate as aggregate_records
 from fer3d_bench.report.build import build_report
 from fer3d_bench.report.load import load_run
 from fer3d_bench.report.published import load_published
 from fer3d_bench.report.tables import format_tables
+from fer3d_bench.train.config import PRESETS
 
 A, D, F, H = "anger", "disgust", "fear", "happiness"
 TWO = [A, H]
 PNG = b"\x89PNG\r\n\x1a\n"
-DIFFERS = {"epochs": [3, 30], "model.backbone": ["test_efficientnet", "efficientnet_b2"]}
+CONFIG = {"epochs": 3, "model": {"backbone": "test_efficientnet"}, "seed": 0}  # as recorded
+PAPER_CONFIG = PRESETS["paper"].as_dict()
+# the weights record of a run with the file the paper's text names (weights.known.weights_record)
+PAPER_WEIGHTS = {
+    "pretrained": True,
+    "file": "state_vggface2_enet2.pt",
+    "sha256": "5" * 64,
+    "known": "state_vggface2_enet2",
+    "trained_on": "VGGFace2 face identification",
+    "paper": "named by the paper's text",
+    "backbone": "tf_efficientnet_b2",
+    "architecture_mismatch": False,
+}
 NAN_REASON = "loss became nan in epoch 3"
 
 # Legacy-like kfold, 2 repetitions x 3 folds of different sizes, classes anger (A), happiness (H);
@@ -97,7 +111,7 @@ def protocol_spec(kind, classes, reps_total, folds_total, reps_run, folds_run):
     }
 
 
-def write_run(folder, protocols, results, differs=DIFFERS, variants=("full",)):
+def write_run(folder, protocols, results, config=CONFIG, variants=("full",), weights=PAPER_WEIGHTS):
     """A synthetic run folder: run.json plus one result.json per result, in evaluate's layout."""
     folder.mkdir(parents=True, exist_ok=True)
     info = {
@@ -106,8 +120,9 @@ def write_run(folder, protocols, results, differs=DIFFERS, variants=("full",)):
         "dataset": {"path": "merged.h5", "fingerprint": "f" * 64},
         "preset": "tiny",
         "overrides": {"epochs": 3},
-        "reference": {"differs_from_paper": differs},
-        "variants": {v: {"epochs": 3, "seed": 0} for v in variants},
+        "weights": weights,
+        "reference": {"paper": flat_config(PAPER_CONFIG)},
+        "variants": {v: config for v in variants},
         "protocols": protocols,
         "launcher": "local",
         "fer3d_bench_version": "0.6.0",
@@ -236,10 +251,11 @@ def test_failed_fold_is_counted_not_aggregated():
 
 # ------------------------------------------------------------------------- the written report
 
+NAMED = ", backbones pretrained as in the paper (state_vggface2_enet2, named by the paper's text)"
 LEGACY_TITLE = (
-    "bu3dfe-legacy 1.0.0 — TRUNCATED: 2 of 100 repetitions, 3 of 10 folds; configuration differs"
-    " from the paper (epochs 3 vs 30, model.backbone test_efficientnet vs efficientnet_b2);"
-    " 1 fold failed"
+    f"bu3dfe-legacy 1.0.0{NAMED} — TRUNCATED: 2 of 100 repetitions, 3 of 10 folds; configuration"
+    " differs from the paper (epochs 3 vs 20, model.backbone test_efficientnet vs"
+    " tf_efficientnet_b2); 1 fold failed"
 )
 
 
@@ -262,7 +278,7 @@ def test_write_report_end_to_end(tmp_path):
     paths = write_report(folder)
     markdown = paths.markdown.read_text()
     assert f"### {LEGACY_TITLE}" in markdown
-    assert "merged 1.0.0 — TRUNCATED: configuration differs from the paper" in markdown
+    assert f"merged 1.0.0{NAMED} — TRUNCATED: configuration differs from the paper" in markdown
     for method in ("MFEViT", "CMANet", "CMFN", "AFNet-M", "seed paper"):
         assert f"| {method} |" in markdown
     assert "published, not reproduced by fer3d-bench" in markdown
@@ -309,10 +325,13 @@ def test_missing_fold_and_full_protocol_titles(tmp_path):
     }
     results = [result("full", "bu3dfe-full", 0, k, [(A, A), (H, A)]) for k in range(4)]
     results.append(result("full", "merged", 0, 0, [(A, A)]))
-    run = load_run(write_run(tmp_path / "r", protocols, results, differs={}))
+    run = load_run(write_run(tmp_path / "r", protocols, results, config=PAPER_CONFIG))
     report = build_report(run, load_published())  # no figures needed here
     titles = [g["title"] for g in report.groups]
-    assert titles == ["bu3dfe-full 1.0.0 — TRUNCATED: 1 fold missing", "merged 1.0.0"]
+    assert titles == [
+        f"bu3dfe-full 1.0.0{NAMED} — TRUNCATED: 1 fold missing",
+        f"merged 1.0.0{NAMED}",
+    ]
 
 
 # ------------------------------------------------------------------------- load_run errors
@@ -339,3 +358,79 @@ def test_load_run_refuses_mixed_configs_in_one_group(tmp_path):
     with pytest.raises(Fer3dError, match="config_sha256") as error:
         load_run(write_run(tmp_path / "r", protocols, results))
     assert "bu3dfe-legacy/1/1/result.json" in str(error.value)
+
+
+# ------------------------------------------------- weights and the protocols' paper settings
+
+
+def titles(tmp_path, weights, config=PAPER_CONFIG, full=None):
+    protocols = {"merged": protocol_spec("holdout", TWO, 1, 1, 1, 1)}
+    if full is not None:
+        protocols["bu3dfe-full"] = {**protocol_spec("kfold", TWO, 1, 1, 1, 1), **full}
+    results = [result("full", p, 0, 0, [(A, A), (H, H)]) for p in protocols]
+    run = load_run(write_run(tmp_path / "r", protocols, results, config=config, weights=weights))
+    return {g["protocol"]: g["title"] for g in build_report(run, load_published()).groups}
+
+
+@pytest.mark.parametrize(
+    ("weights", "words"),
+    [
+        ({"pretrained": False}, "not pretrained"),
+        (
+            {**PAPER_WEIGHTS, "known": "unknown", "paper": "", "file": "mine.pt"},
+            "pretrained differently from the paper (mine.pt, sha256 555555555555…, not a known",
+        ),
+        (
+            {**PAPER_WEIGHTS, "known": "enet_b2_8", "paper": "", "trained_on": "AffectNet 8"},
+            "pretrained differently from the paper (enet_b2_8: AffectNet 8)",
+        ),
+        (
+            {**PAPER_WEIGHTS, "architecture_mismatch": True, "backbone": "efficientnet_b2"},
+            "(state_vggface2_enet2 loaded into efficientnet_b2 by --allow-architecture-mismatch)",
+        ),
+        (None, "not pretrained"),  # run.json of 0.9 or earlier, without weights
+    ],
+)
+def test_weights_other_than_the_papers_truncate_the_title(tmp_path, weights, words):
+    title = titles(tmp_path, weights)["merged"]
+    assert title.startswith("merged 1.0.0 — TRUNCATED: ") and words in title
+    assert "as in the paper" not in title
+
+
+def test_the_papers_weights_are_named_and_truncate_nothing(tmp_path):
+    for known, use in [
+        ("state_vggface2_enet2", "named by the paper's text"),
+        ("enet_b2_7", "loaded by the paper's code"),
+    ]:
+        weights = {**PAPER_WEIGHTS, "known": known, "paper": use}
+        assert titles(tmp_path / known, weights)["merged"] == (
+            f"merged 1.0.0, backbones pretrained as in the paper ({known}, {use})"
+        )
+
+
+def test_a_weights_file_of_0_9_is_not_called_the_papers(tmp_path):
+    """0.9 recorded the file's name and sha256 only: the report cannot say which file it was."""
+    folder = tmp_path / "r"
+    protocols = {"merged": protocol_spec("holdout", TWO, 1, 1, 1, 1)}
+    results = [result("full", "merged", 0, 0, [(A, A)])]
+    write_run(folder, protocols, results, config=PAPER_CONFIG, weights=None)
+    info = folder / "run.json"
+    info.write_text(
+        info.read_text().replace(
+            '"weights": null', '"backbone_weights": {"file": "x.pt", "sha256": "ab"}'
+        )
+    )
+    title = build_report(load_run(folder), load_published()).groups[0]["title"]
+    assert "pretrained from x.pt, not identified (planned before fer3d-bench 0.10)" in title
+
+
+def test_a_protocols_train_table_is_the_papers_setting_for_it(tmp_path):
+    """bu3dfe-full's paper batch is 256: the paper preset took it (no difference); a run that
+    overrode it, or a smaller preset, differs from 256, not from the preset's 128."""
+    full = {"train_defaults": {"effective_batch": 256}, "train_applied": {"effective_batch": 256}}
+    got = titles(tmp_path / "a", PAPER_WEIGHTS, full=full)
+    assert "TRUNCATED" not in got["bu3dfe-full"] and "TRUNCATED" not in got["merged"]
+    overridden = {**full, "train_applied": {}}
+    got = titles(tmp_path / "b", PAPER_WEIGHTS, {**PAPER_CONFIG, "effective_batch": 64}, overridden)
+    assert "configuration differs from the paper (effective_batch 64 vs 256)" in got["bu3dfe-full"]
+    assert "(effective_batch 64 vs 128)" in got["merged"]

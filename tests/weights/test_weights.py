@@ -24,8 +24,8 @@ from fer3d_bench.errors import Fer3dError
 from fer3d_bench.train.config import PRESETS
 from fer3d_bench.train.model import FerNet, load_backbone_weights
 from fer3d_bench.weights import known
-from fer3d_bench.weights.files import import_weights, read_weights, refuse_other_architecture
-from fer3d_bench.weights.known import KnownWeights, file_hashes
+from fer3d_bench.weights.files import import_weights, read_weights
+from fer3d_bench.weights.known import KnownWeights, file_hashes, refuse_other_architecture
 
 TINY = PRESETS["tiny"].model
 

@@ -1,7 +1,12 @@
 """How this folder was made: a run folder exactly as fer3d-bench 0.7.0 wrote it.
 
 The tests read it to prove that run folders of earlier versions still load, report byte for
-byte as that version reported them, and resume without retraining. Made with a 0.7.0 checkout
+byte as the checked-in report.md/report.json say, and resume without retraining. The results
+and run.json are 0.7.0's; the two report files were regenerated deliberately by 0.10.0 (its
+title now says "not pretrained"; the differences from the paper are still the ones 0.7.0
+recorded, 30 epochs and efficientnet_b2 included), with `fer3d_bench.report.write_report` on a
+copy of this folder. Made
+with a 0.7.0 checkout
 (commit 1e5ec2b) first on the path:
 
     git worktree add /tmp/v070 1e5ec2b
