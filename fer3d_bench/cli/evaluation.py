@@ -22,7 +22,7 @@ from fer3d_bench.evaluation.plan import EvalSpec
 from fer3d_bench.pipeline.demo import run_demo
 from fer3d_bench.pipeline.evaluate import Launch, train_fold
 from fer3d_bench.pipeline.evaluate import evaluate as run_evaluation
-from fer3d_bench.train.config import load_config_file
+from fer3d_bench.train.config import ConfigFile, load_config_file
 
 SLURM = SlurmOptions()
 at_least_one = click.IntRange(min=1)
@@ -112,7 +112,8 @@ def evaluate(
     Exits with status 1 when any fold failed (diverged, or had no samples), after writing the
     report, which lists them; 0 when every fold finished, or when Slurm jobs were only submitted.
     """
-    file_preset, overrides = load_config_file(config_file) if config_file else (None, {})
+    loaded = load_config_file(config_file) if config_file else ConfigFile(None, {}, {})
+    file_preset, overrides = loaded.preset, dict(loaded.overrides)
     if epochs is not None:
         overrides["epochs"] = epochs
     slurm = SlurmOptions(
@@ -134,6 +135,7 @@ def evaluate(
         repetitions=repetitions,
         max_folds=max_folds,
         launcher=launcher,
+        config_source=loaded.source or None,
         **options,
     )
     outcome = run_evaluation(spec, Launch(jobs=jobs, wait=wait, slurm=slurm), echo=click.echo)

@@ -53,6 +53,7 @@ class EvalSpec:
     allow_architecture_mismatch: bool = False  # a known file into another backbone, recorded
     launcher: str = "local"
     exclude_flagged: bool = False  # leave training samples flagged low-quality out
+    config_source: dict | None = None  # the --config file: {"file", "sha256"[, "tuned"]}
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ def _run_info(spec: EvalSpec, variants: dict, fingerprint: str, runtime: Runtime
         dataset={"path": str(spec.dataset), "fingerprint": fingerprint},
         preset=spec.preset,
         overrides=dict(sorted(spec.overrides.items())),
+        config_file=spec.config_source,
         backbone_weights=_weights_identity(spec.backbone_weights),
         weights=weights_record(
             spec.backbone_weights,

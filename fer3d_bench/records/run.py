@@ -75,6 +75,9 @@ class RunInfo:
     dataset: dict = field(default_factory=dict)  # {"path", "fingerprint"}
     preset: str | None = None
     overrides: dict = field(default_factory=dict)
+    # the --config file the overrides came from: {"file", "sha256"} and, for one `tune` wrote,
+    # "tuned" (its study, trial and the fold whose training subjects it was tuned on)
+    config_file: dict | None = None
     backbone_weights: dict | None = None  # {"file", "sha256"}: part of every job's identity
     # what the weights are (weights.known.weights_record); None before 0.10
     weights: dict | None = None

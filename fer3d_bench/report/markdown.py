@@ -17,6 +17,7 @@ def format_markdown(report: Report) -> str:
     sections = [
         f"# fer3d-bench report: {info.name}",
         _run_line(info),
+        _tuned_line(info),
         "## Results\n\n" + format_tables(report).rstrip("\n"),
         _recall_section(report),
         _repetition_section(report),
@@ -122,6 +123,9 @@ def _provenance_section(report: Report) -> str:
     for name, config in info.variants.items():
         settings = json.dumps(config, sort_keys=True)
         lines.append(f"- variant {name}: seed {config.get('seed')}, config `{settings}`")
+    if info.config_file:
+        source = info.config_file
+        lines.append(f"- configuration file `{source.get('file')}` sha256 `{source.get('sha256')}`")
     lines.append(f"- pretrained weights: {_weights_line(info.weights_record)}")
     for group in report.full():
         for key, value in group.get("differs_from_paper", {}).items():
@@ -147,3 +151,19 @@ def _weights_line(record: dict) -> str:
     if record.get("imported_from_sha256"):
         parts.append(f"imported from a file of sha256 `{record['imported_from_sha256']}`")
     return ", ".join(parts)
+
+
+def _tuned_line(info: RunInfo) -> str:
+    """What a configuration from `fer3d-bench tune` was tuned on, and what it never saw."""
+    tuned = (info.config_file or {}).get("tuned")
+    if not tuned:
+        return ""
+    where = f"{tuned.get('protocol')} repetition {tuned.get('repetition')} fold {tuned.get('fold')}"
+    return (
+        f"Hyperparameters from Optuna study `{tuned.get('study')}` (sha256 "
+        f"`{tuned.get('study_sha256')}`, best of {tuned.get('trials')} trials: trial "
+        f"{tuned.get('trial')}, validation accuracy {tuned.get('value')}), scored on "
+        f"{tuned.get('inner_folds')} validation folds made only from the training subjects of "
+        f"{where}: that fold's test subjects were never seen while tuning; the other folds' test "
+        "subjects were among the subjects it was tuned on."
+    )

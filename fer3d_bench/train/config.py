@@ -8,6 +8,7 @@ it back.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -191,13 +192,30 @@ def config_keys() -> list[str]:
     return sorted(keys)
 
 
-def load_config_file(path: Path) -> tuple[str | None, dict]:
-    """(preset or None, overrides) from a TOML config; unknown keys are refused by name."""
+@dataclass(frozen=True)
+class ConfigFile:
+    """A `--config` TOML: its preset (or None), its overrides, and where it came from."""
+
+    preset: str | None
+    overrides: dict
+    source: dict  # {"file", "sha256"} and, for a file `tune` wrote, "tuned": its [tuned] table
+
+
+def load_config_file(path: Path) -> ConfigFile:
+    """A TOML config: `preset`, training keys, [model]/[loss] tables, and optionally the
+    [tuned] table `fer3d-bench tune` writes (provenance only, recorded with the run); unknown
+    keys are refused by name."""
+    path = Path(path)
     data = read_toml(path, what="config file")
     preset = data.pop("preset", None)
+    tuned = data.pop("tuned", None)
     if preset is not None and preset not in PRESETS:
         raise ConfigError(f"{path}: preset {preset!r} is not one of {sorted(PRESETS)}")
-    return preset, table_overrides(data, f"{path}", "preset, ")
+    if tuned is not None and not isinstance(tuned, dict):
+        raise ConfigError(f"{path}: [tuned] must be a table (what `fer3d-bench tune` wrote)")
+    overrides = table_overrides(data, f"{path}", "preset, tuned, ")
+    source = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    return ConfigFile(preset, overrides, source | ({"tuned": tuned} if tuned else {}))
 
 
 def table_overrides(data: Mapping, where: str, also: str = "") -> dict:

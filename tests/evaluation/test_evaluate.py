@@ -158,7 +158,9 @@ def test_a_manifest_that_does_not_match_the_dataset_stops_with_verify_message(sm
 def test_config_file_keys_are_checked_by_name(small, tmp_path):
     good = tmp_path / "good.toml"
     good.write_text('preset = "tiny"\nepochs = 1\n[model]\nhead = "pool"\n')
-    assert load_config_file(good) == ("tiny", {"epochs": 1, "model.head": "pool"})
+    loaded = load_config_file(good)
+    assert (loaded.preset, loaded.overrides) == ("tiny", {"epochs": 1, "model.head": "pool"})
+    assert loaded.source["file"] == good.name and len(loaded.source["sha256"]) == 64
     bad = tmp_path / "bad.toml"
     bad.write_text('preset = "tiny"\nepochs = 1\n[model]\nbackbon = "x"\n')
     result = CliRunner().invoke(
