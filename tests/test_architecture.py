@@ -26,6 +26,7 @@ NEVER = {
     "evaluation": ("report", "pipeline"),
     "report": ("evaluation", "train", "pipeline"),
     "weights": ("train", "evaluation", "report", "pipeline", "cli"),
+    "experiments": ("evaluation", "pipeline", "cli"),
     "pipeline": ("cli",),
 }
 

@@ -14,11 +14,13 @@ from fer3d_bench.cli.options import (
     epochs_option,
     launcher_option,
     preset_option,
+    stack,
     training_options,
 )
 from fer3d_bench.cli.report import print_report
 from fer3d_bench.evaluation.cluster import SlurmOptions
 from fer3d_bench.evaluation.plan import EvalSpec
+from fer3d_bench.experiments import experiment_names, load_experiment
 from fer3d_bench.pipeline.demo import run_demo
 from fer3d_bench.pipeline.evaluate import Launch, train_fold
 from fer3d_bench.pipeline.evaluate import evaluate as run_evaluation
@@ -61,59 +63,78 @@ def train(dataset, manifest, fold, repetition, out, preset, epochs, ablation, **
     click.echo(f"test-fold accuracy {result.test_accuracy:.4f}; checkpoint {result.checkpoint}")
 
 
+def _run_options(function):
+    """What `evaluate` and `reproduce` share: where, with what, how much, and how launched."""
+    return stack(
+        dataset_file,
+        click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder."),
+        click.option(
+            "--manifests",
+            type=click.Path(path_type=Path, file_okay=False),
+            help="Folder of <protocol>/<version>.json manifests [default: the published "
+            "data_manifests/].",
+        ),
+        click.option(
+            "--config",
+            "config_file",
+            type=click.Path(path_type=Path),
+            help="TOML: preset = ..., top-level training keys, [model] and [loss] tables (or "
+            "the best configuration `fer3d-bench tune` wrote).",
+        ),
+        preset_option,
+        epochs_option,
+        click.option("--repetitions", type=at_least_one, help="Run only the first N repetitions."),
+        click.option("--max-folds", type=at_least_one, help="Run only the first N folds of each."),
+        launcher_option,
+        click.option("--jobs", default=1, show_default=True, help="local: folds trained at once."),
+        click.option(
+            "--wait/--no-wait", default=False, help="slurm: wait for the jobs, then report."
+        ),
+        click.option("--slurm-partition"),
+        click.option(
+            "--slurm-time", default=SLURM.timeout_min, show_default=True, help="Minutes/job."
+        ),
+        click.option("--slurm-gpus", default=SLURM.gpus_per_node, show_default=True),
+        click.option("--slurm-cpus", default=SLURM.cpus_per_task, show_default=True),
+        click.option("--slurm-mem-gb", default=SLURM.mem_gb, show_default=True),
+        click.option("--slurm-parallel", default=SLURM.array_parallelism, show_default=True),
+        training_options,
+    )(function)
+
+
 @click.command("evaluate")
-@dataset_file
 @click.option("--protocol", "protocols", multiple=True, required=True, help="Protocol name(s).")
-@click.option("--out", type=click.Path(path_type=Path), required=True, help="Run folder.")
-@click.option(
-    "--manifests",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Folder of <protocol>/<version>.json manifests [default: the published data_manifests/].",
-)
-@click.option(
-    "--config",
-    "config_file",
-    type=click.Path(path_type=Path),
-    help="TOML: preset = ..., top-level training keys, [model] and [loss] tables.",
-)
-@preset_option
-@epochs_option
-@click.option("--repetitions", type=at_least_one, help="Run only the first N repetitions.")
-@click.option("--max-folds", type=at_least_one, help="Run only the first N folds of each.")
 @ablation_option(multiple=True)
-@launcher_option
-@click.option("--jobs", default=1, show_default=True, help="local: folds trained at once.")
-@click.option("--wait/--no-wait", default=False, help="slurm: wait for the jobs, then report.")
-@click.option("--slurm-partition")
-@click.option("--slurm-time", default=SLURM.timeout_min, show_default=True, help="Minutes/job.")
-@click.option("--slurm-gpus", default=SLURM.gpus_per_node, show_default=True)
-@click.option("--slurm-cpus", default=SLURM.cpus_per_task, show_default=True)
-@click.option("--slurm-mem-gb", default=SLURM.mem_gb, show_default=True)
-@click.option("--slurm-parallel", default=SLURM.array_parallelism, show_default=True)
-@training_options
-def evaluate(
-    dataset,
-    protocols,
-    out,
-    manifests,
-    config_file,
-    preset,
-    epochs,
-    repetitions,
-    max_folds,
-    ablations,
-    launcher,
-    jobs,
-    wait,
-    **options,
-) -> None:
+@_run_options
+def evaluate(protocols, ablations, **options) -> None:
     """Train and test every fold of each protocol (resumable), then write and print the report.
 
     Exits with status 1 when any fold failed (diverged, or had no samples), after writing the
     report, which lists them; 0 when every fold finished, or when Slurm jobs were only submitted.
     """
+    _run(protocols=protocols, ablations=ablations, **options)
+
+
+@click.command("reproduce")
+@click.argument("name", type=click.Choice(experiment_names()))
+@_run_options
+def reproduce(name, **options) -> None:
+    """Run one of the paper's experiments (its table or result) and report it in the paper's
+    layout, beside the published rows: its protocols, variants and the paper's settings for it
+    come from fer3d_bench/experiments/NAME.toml. Resumable, like evaluate; same exit status."""
+    experiment = load_experiment(name)
+    _run(
+        protocols=experiment.protocols,
+        ablations=experiment.ablations,
+        experiment=experiment.record(),
+        **options,
+    )
+
+
+def _run(*, config_file, epochs, preset, manifests, jobs, wait, **options) -> None:
+    """Plan, launch and report one spec: the one path of `evaluate` and `reproduce`."""
     loaded = load_config_file(config_file) if config_file else ConfigFile(None, {}, {})
-    file_preset, overrides = loaded.preset, dict(loaded.overrides)
+    overrides = dict(loaded.overrides)
     if epochs is not None:
         overrides["epochs"] = epochs
     slurm = SlurmOptions(
@@ -125,16 +146,9 @@ def evaluate(
         array_parallelism=options.pop("slurm_parallel"),
     )
     spec = EvalSpec(
-        dataset=dataset,
-        protocols=protocols,
-        out=out,
         manifests=manifests or sp.MANIFESTS_DIR,
-        preset=preset or file_preset or "paper",
+        preset=preset or loaded.preset or "paper",
         overrides=overrides,
-        ablations=ablations,
-        repetitions=repetitions,
-        max_folds=max_folds,
-        launcher=launcher,
         config_source=loaded.source or None,
         **options,
     )

@@ -21,7 +21,7 @@ EXCLUDE_FLAGGED_HELP = (
 )
 
 
-def _stack(*decorators):
+def stack(*decorators):
     """Apply option decorators in the order written (the order --help lists them)."""
 
     def apply(function):
@@ -41,7 +41,7 @@ label_map_option = click.option(
 layout_option = click.option(
     "--layout", type=click.Path(path_type=Path), help="CalD3r & MenD3s layout TOML."
 )
-source_files = _stack(label_map_option, layout_option)
+source_files = stack(label_map_option, layout_option)
 
 
 def render_options(function):
@@ -52,7 +52,7 @@ def render_options(function):
         render = RenderOptions(size, margin, backend, fit_rotation, min_iou, landmark_allowance)
         return function(*args, render=render, **kw)
 
-    return _stack(
+    return stack(
         click.option("--size", default=DEFAULTS.size, show_default=True, help="Crop side (px)."),
         click.option(
             "--margin",
@@ -103,7 +103,7 @@ preset_option = click.option(
     "--preset", type=click.Choice(list(PRESETS)), help="Training preset [default: paper]."
 )
 epochs_option = click.option("--epochs", type=int, help="Override the number of epochs.")
-training_options = _stack(
+training_options = stack(
     click.option("--device", type=click.Choice(DEVICES), default=DEVICES[0], show_default=True),
     click.option(
         "--backbone-weights",

@@ -99,7 +99,7 @@ def contact_sheet(path: Path, target: Path, per_class: int = 2) -> Path:
 
 
 def class_chart(path: Path, target: Path) -> Path:
-    """Class distribution, one bar chart per dataset (as the seed paper's figure 3)."""
+    """Class distribution, one bar chart per dataset (as the paper's Fig. 3)."""
     with H5Dataset(path) as data:
         names = sorted(set(data.datasets))
         fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.4), squeeze=False)

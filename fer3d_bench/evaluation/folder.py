@@ -65,6 +65,9 @@ def _refuse_other_run(folder: Path, old: RunInfo, new: RunInfo) -> None:
             f"{folder} holds results trained {kept} the samples flagged low-quality; choose "
             "another --out, or make the same --exclude-flagged choice as before"
         )
+    ran, runs = (old.experiment or {}).get("name"), (new.experiment or {}).get("name")
+    if ran and runs and ran != runs:
+        raise ConfigError(f"{folder} holds experiment {ran!r}, not {runs!r}; choose another --out")
     if old.backbone_weights != new.backbone_weights:
         raise ConfigError(
             f"{folder} holds results trained from other pretrained weights "

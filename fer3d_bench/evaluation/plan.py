@@ -54,6 +54,7 @@ class EvalSpec:
     launcher: str = "local"
     exclude_flagged: bool = False  # leave training samples flagged low-quality out
     config_source: dict | None = None  # the --config file: {"file", "sha256"[, "tuned"]}
+    experiment: dict | None = None  # what `reproduce` runs (experiments.Experiment.record)
 
 
 @dataclass(frozen=True)
@@ -115,9 +116,9 @@ def plan(spec: EvalSpec, runtime: Runtime | None = None, progress: bool = False)
         info.protocols[protocol.name] = _protocol_entry(protocol, manifest, path, spec)
     info = merge_run_info(run_dir / "run.json", info)
     jobs = []
-    for protocol, manifest, path in manifests.values():  # the protocol's [train] settings
+    for protocol, manifest, path in manifests.values():  # the paper's settings for it
         configs = variant_configs(
-            spec.preset, spec.overrides, spec.ablations, protocol.train_overrides
+            spec.preset, spec.overrides, spec.ablations, paper_train(protocol, spec)
         )
         jobs += [
             job
@@ -164,6 +165,7 @@ def _run_info(spec: EvalSpec, variants: dict, fingerprint: str, runtime: Runtime
         preset=spec.preset,
         overrides=dict(sorted(spec.overrides.items())),
         config_file=spec.config_source,
+        experiment=spec.experiment,
         backbone_weights=_weights_identity(spec.backbone_weights),
         weights=weights_record(
             spec.backbone_weights,
@@ -207,10 +209,12 @@ def _protocol_entry(
         folds_total=total_folds,
         repetitions_run=min(total_reps, spec.repetitions or total_reps),
         folds_run=min(total_folds, spec.max_folds or total_folds),
-        train_defaults=protocol.train_overrides,
+        train_defaults=paper_train(protocol, spec),
         train_applied={
             key: value
-            for key, value in applied_protocol_train(spec.preset, protocol.train_overrides).items()
+            for key, value in applied_protocol_train(
+                spec.preset, paper_train(protocol, spec)
+            ).items()
             if key not in spec.overrides
         },
     )
@@ -266,6 +270,12 @@ def _fold_jobs(
                 )
             )
     return jobs
+
+
+def paper_train(protocol: sp.Protocol, spec: EvalSpec) -> dict:
+    """The paper's training settings for `protocol` in this run: the protocol's [train] table,
+    then the experiment's (Table VIII's 10 epochs), which is the more specific."""
+    return protocol.train_overrides | dict((spec.experiment or {}).get("train") or {})
 
 
 def variant_prefix(variant: str) -> str:

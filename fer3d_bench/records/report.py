@@ -23,6 +23,7 @@ class Report:
     published: dict[str, list[dict]]  # protocol -> published rows with citations
     timings: dict = field(default_factory=dict)
     figures: list[str] = field(default_factory=list)  # relative to the run folder
+    experiment: dict | None = None  # `reproduce`: the paper's table, its rows beside ours
 
     def full(self) -> list[dict]:
         """The reference model's groups, one per protocol."""
@@ -36,6 +37,7 @@ class Report:
             "published": self.published,
             "timings": self.timings,
             "figures": self.figures,
+            **({"experiment": self.experiment} if self.experiment else {}),
         }
 
     @classmethod
@@ -53,6 +55,7 @@ class Report:
             published=data["published"],
             timings=data["timings"],
             figures=data["figures"],
+            experiment=data.get("experiment"),
         )
 
 

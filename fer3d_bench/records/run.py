@@ -16,6 +16,7 @@ from fer3d_bench.records.io import SchemaMismatch, read_json, write_json
 RUN_SCHEMA = "fer3d-bench/run/1"
 KINDS = ("kfold", "holdout", "cross")
 _REQUIRED = ("version", "kind", "repetitions_total", "folds_total", "repetitions_run")
+_ONLY_IF_SET = ("weights", "reference", "config_file", "experiment")
 
 
 @dataclass
@@ -78,6 +79,7 @@ class RunInfo:
     # the --config file the overrides came from: {"file", "sha256"} and, for one `tune` wrote,
     # "tuned" (its study, trial and the fold whose training subjects it was tuned on)
     config_file: dict | None = None
+    experiment: dict | None = None  # what `reproduce` ran: name, version, title, table, train
     backbone_weights: dict | None = None  # {"file", "sha256"}: part of every job's identity
     # what the weights are (weights.known.weights_record); None before 0.10
     weights: dict | None = None
@@ -112,9 +114,9 @@ class RunInfo:
         data = {
             f.name: getattr(self, f.name)
             for f in fields(self)
-            if f.name not in ("protocols", "resumed_with", "extra", "weights", "reference")
+            if f.name not in ("protocols", "resumed_with", "extra", *_ONLY_IF_SET)
         }
-        for key in ("weights", "reference"):  # absent rather than empty, as before 0.10
+        for key in _ONLY_IF_SET:  # absent rather than empty, as before they existed
             if getattr(self, key):
                 data[key] = getattr(self, key)
         data["schema"] = RUN_SCHEMA

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+from fer3d_bench.errors import ReportError
 from fer3d_bench.records.report import Report
 from fer3d_bench.records.result import FoldResult
 from fer3d_bench.records.run import ProtocolEntry, RunInfo, flat_config
@@ -20,21 +21,63 @@ VARIANTS = {  # what each variant changes; rows of the paper's tables VI and VII
     "sum-fusion": "sum fusion instead of attention (table VII)",
     "no-transformer": "pooling instead of the transformer (table VII)",
     "sum-no-transformer": "sum fusion and pooling: no attention, no transformer (table VII, Eq. 8)",
+    "ce": "cross-entropy loss alone (table VIII)",
+    "center": "cross-entropy + center loss, no island term (table VIII)",
 }
 # the differences a reader should see first in a table title
 _HEADLINE = {"epochs": 0, "model.backbone": 1, "model.input_size": 2}
 
 
-def build_report(run: Run, published: dict[str, list[dict]]) -> Report:
-    """Everything report.json holds; deterministic for the same inputs."""
+def build_report(
+    run: Run, published: dict[str, list[dict]], tables: dict[str, dict] | None = None
+) -> Report:
+    """Everything report.json holds; deterministic for the same inputs. `tables` (all of
+    published.toml's) lays out the paper's table of an experiment the run reproduces."""
     groups = [_group(run, variant, protocol) for variant, protocol in _group_keys(run)]
+    experiment = run.info.experiment
     return Report(
         run=run.info,
         groups=groups,
         published={p: published.get(p, []) for p in run.protocols},
         timings=_timings(groups),
         figures=[path for g in groups for path in g["figures"]],
+        experiment=experiment_table(experiment, tables or {}, groups) if experiment else None,
     )
+
+
+def experiment_table(experiment: dict, tables: dict[str, dict], groups: list[dict]) -> dict:
+    """The paper's table an experiment reproduces: each published row, and beside a row of the
+    paper's own network the group of this run that trained the same variant."""
+    table = tables.get(experiment["table"])
+    if table is None:
+        raise ReportError(
+            f"published.toml has no table {experiment['table']!r} (run.json names it)"
+        )
+    by_variant = {g["variant"]: g for g in groups if g["protocol"] == table["protocol"]}
+    rows = []
+    for row in table["rows"]:
+        group = by_variant.get(row["variant"]) if row["variant"] else None
+        mean = group["aggregate"]["accuracy"]["mean"] if group else None
+        rows.append(
+            {
+                **row,
+                "group": [group["variant"], group["protocol"]] if group else None,
+                "ours": mean,
+                "delta_points": None if mean is None else round(100 * mean - row["accuracy"], 4),
+                "reproduced": _reproduced(row, group),
+            }
+        )
+    return {**experiment, "source": table["source"], "protocol": table["protocol"], "rows": rows}
+
+
+def _reproduced(row: dict, group: dict | None) -> str:
+    if not row["variant"]:
+        return "no: another method's published result"
+    if group is None or not group["aggregate"]["folds_ok"]:
+        return "not yet: no finished fold"
+    if group["truncation"]:  # each note without its details, which the group's title gives
+        return "in part: " + "; ".join(note.split(" (")[0] for note in group["truncation"])
+    return "yes: the full protocol, with the paper's configuration"
 
 
 def _group_keys(run: Run) -> list[tuple[str, str]]:

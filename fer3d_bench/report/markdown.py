@@ -93,11 +93,13 @@ def _failed_section(report: Report) -> str:
 
 def _published_section(report: Report) -> str:
     rows = [
-        [protocol, p["method"], f"{p['accuracy']:.2f}", p["protocol_as_stated"], p["note"] or ""]
+        [protocol, p["method"], f"{p['accuracy']:.2f}", p["source"], p["protocol_as_stated"]]
         for protocol, published in report.published.items()
         for p in published
     ]
-    header = ["protocol", "method", "accuracy (%)", "protocol as the paper states it", "note"]
+    header = ["protocol", "method", "accuracy (%)", "printed in", "protocol as the paper states it"]
+    if not rows:
+        return ""
     return f"## Published rows ({NOT_REPRODUCED})\n\n" + "\n".join(table(header, rows))
 
 

@@ -1,4 +1,8 @@
-"""The published results a run is shown beside, with their citations, from `published.toml`."""
+"""The published results a run is shown beside, with their citations, from `published.toml`.
+
+Every table of the paper is there (`load_tables`, for `reproduce`); the rows of its comparison
+tables are also shown in the report of any run of their protocol (`load_published`).
+"""
 
 from __future__ import annotations
 
@@ -9,50 +13,81 @@ from fer3d_bench.records.io import RecordError, read_toml
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "published.toml"
 NOT_REPRODUCED = "published, not reproduced by fer3d-bench"
+KINDS = ("comparison", "ablation", "loss")
+_TABLE_KEYS = {"title", "printed_in", "where", "protocol", "kind", "protocol_as_stated", "rows"}
+_ROW_KEYS = {"method", "accuracy", "citation"}
 
 
-def load_published(path: Path = PUBLISHED) -> dict[str, list[dict]]:
-    """Published rows per protocol, each with its citation resolved and rendered as text."""
+def load_tables(path: Path = PUBLISHED) -> dict[str, dict]:
+    """Table id ("IV", "cald3r-mend3s-6", ...) -> the table, each row's citation resolved."""
     try:
         data = read_toml(path, what="published table")
     except RecordError as error:
         raise ReportError(f"{path}: cannot read the published table ({error.problem})") from None
     citations = data.get("citations", {})
-    table: dict[str, list[dict]] = {}
-    for protocol, rows in sorted(data.get("results", {}).items()):
-        table[protocol] = [_published_row(path, protocol, row, citations) for row in rows]
-    return table
-
-
-def _published_row(path: Path, protocol: str, row: dict, citations: dict) -> dict:
-    if not {"method", "accuracy", "citation", "protocol"} <= row.keys():
-        raise ReportError(f"{path}: a {protocol} row needs method, accuracy, citation, protocol")
-    if row["citation"] not in citations:
-        raise ReportError(f"{path}: {protocol}/{row['method']} cites unknown {row['citation']!r}")
-    citation = citations[row["citation"]]
     return {
-        "method": row["method"],
-        "accuracy": float(row["accuracy"]),
-        "protocol_as_stated": row["protocol"],
-        "verified": bool(row.get("verified", False)),
-        "note": row.get("note"),
-        "citation_key": row["citation"],
-        "citation": citation,
-        "citation_text": citation_text(citation),
+        name: _table(path, name, table, citations) for name, table in data.get("tables", {}).items()
     }
 
 
+def load_published(path: Path = PUBLISHED) -> dict[str, list[dict]]:
+    """Protocol -> the rows of the comparison tables on it (what every report shows)."""
+    rows: dict[str, list[dict]] = {}
+    for table in load_tables(path).values():
+        if table["kind"] == "comparison":
+            rows.setdefault(table["protocol"], []).extend(table["rows"])
+    return dict(sorted(rows.items()))
+
+
+def _table(path: Path, name: str, table: dict, citations: dict) -> dict:
+    missing = sorted(_TABLE_KEYS - table.keys())
+    if missing:
+        raise ReportError(f"{path}: table {name} lacks {missing}")
+    if table["kind"] not in KINDS:
+        raise ReportError(f"{path}: table {name} has kind {table['kind']!r}, not one of {KINDS}")
+    printed = _citation(path, name, table["printed_in"], citations)
+    source = f"{table['where']} of {_short(printed)}"
+    rows = []
+    for row in table["rows"]:
+        if not row.keys() >= _ROW_KEYS:
+            raise ReportError(f"{path}: a row of table {name} needs {sorted(_ROW_KEYS)}")
+        citation = _citation(path, name, row["citation"], citations)
+        rows.append(
+            {
+                "method": row["method"],
+                "accuracy": float(row["accuracy"]),
+                "variant": row.get("variant"),
+                "table": name,
+                "source": source,
+                "protocol_as_stated": table["protocol_as_stated"],
+                "citation_key": row["citation"],
+                "citation_text": citation_text(citation),
+            }
+        )
+    return {**{k: v for k, v in table.items() if k != "rows"}, "source": source, "rows": rows}
+
+
+def _citation(path: Path, table: str, key: str, citations: dict) -> dict:
+    if key not in citations:
+        raise ReportError(f"{path}: table {table} cites unknown {key!r}")
+    return citations[key]
+
+
+def _short(citation: dict) -> str:
+    """ "Raimondo et al. 2024" from the first author's surname and the year."""
+    first = citation["authors"].split(",")[0].split()[-1]
+    return f"{first} et al. {citation['year']}"
+
+
 def citation_text(citation: dict) -> str:
-    """Authors, title, venue, year and identifiers, with what was not verified said aloud."""
+    """Authors, title, venue, year and identifiers, as the cited paper's reference list gives."""
     parts = [
-        citation.get("authors") or "authors not verified",
-        f'"{citation["title"]}"',
+        citation["authors"],
+        f'"{citation["title"]}"' if citation.get("title") else None,
         citation.get("venue"),
         str(citation["year"]) if citation.get("year") else None,
         f"arXiv:{citation['arxiv']}" if citation.get("arxiv") else None,
         f"doi:{citation['doi']}" if citation.get("doi") else None,
+        f"code: {citation['code']}" if citation.get("code") else None,
     ]
-    text = ", ".join(part for part in parts if part)
-    if not citation.get("verified", False):
-        text += f" [citation not verified: {citation.get('note') or 'no source checked'}]"
-    return text
+    return ", ".join(part for part in parts if part)

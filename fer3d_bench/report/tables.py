@@ -13,7 +13,33 @@ def format_tables(report: Report) -> str:
     """The markdown the CLI prints: one table per protocol beside published rows, ablations."""
     blocks = [_protocol_table(g, report.published.get(g["protocol"], [])) for g in report.full()]
     ablation = _ablation_table(report)
-    return "\n\n".join([*blocks, *([ablation] if ablation else [])]) + "\n"
+    paper = [_experiment_table(report)] if report.experiment else []
+    return "\n\n".join([*paper, *blocks, *([ablation] if ablation else [])]) + "\n"
+
+
+def _experiment_table(report: Report) -> str:
+    """The paper's table as it prints it, one row per published row, ours beside its own."""
+    experiment = report.experiment
+    groups = {(g["variant"], g["protocol"]): g for g in report.groups}
+    header = ["row", "published (%)", "this run (%)", "Δ (points)", "reproduced by this run"]
+    rows = []
+    for row in experiment["rows"]:
+        group = groups.get(tuple(row["group"])) if row["group"] else None
+        delta = row["delta_points"]
+        rows.append(
+            [
+                row["method"] + (f" (`{row['variant']}`)" if row["variant"] else ""),
+                f"{row['accuracy']:.2f} (published)",
+                accuracy_cell(group["aggregate"]) if group else "—",
+                "—" if delta is None else f"{delta:+.2f}",
+                row["reproduced"],
+            ]
+        )
+    cited = dict.fromkeys(row["citation_text"] for row in experiment["rows"])
+    notes = [f"Published rows as printed in {experiment['source']}; sources:"]
+    notes += [f"- {text}" for text in cited]
+    title = f"### {experiment['title']} (experiment {experiment['name']} {experiment['version']})"
+    return "\n".join([title, "", *table(header, rows), "", *notes])
 
 
 def _protocol_table(group: dict, published: list[dict]) -> str:
@@ -55,10 +81,7 @@ def percent(value: float | None) -> str:
 
 
 def _published_source(row: dict) -> str:
-    text = row["citation_text"]
-    if not row["verified"]:
-        text += " [figure not checked against the paper]"
-    return text
+    return f"{row['citation_text']}; as printed in {row['source']}"
 
 
 def table(header: list[str], rows: Iterable[list[str]]) -> list[str]:

@@ -11,7 +11,7 @@ from fer3d_bench.report.build import build_report
 from fer3d_bench.report.figures import write_figures
 from fer3d_bench.report.load import load_run
 from fer3d_bench.report.markdown import format_markdown
-from fer3d_bench.report.published import load_published
+from fer3d_bench.report.published import load_published, load_tables
 
 
 @dataclass
@@ -25,7 +25,7 @@ class ReportPaths:
 def write_report(run_dir: Path) -> ReportPaths:
     """report.md, report.json and the figures of an evaluation run folder, each atomically."""
     run = load_run(Path(run_dir))
-    report = build_report(run, load_published())
+    report = build_report(run, load_published(), load_tables())
     figures = write_figures(run, report)
     json_path, md_path = run.path / "report.json", run.path / "report.md"
     write_report_json(json_path, report)

@@ -114,7 +114,7 @@ PRESETS: dict[str, TrainConfig] = {
     ),
 }
 
-ABLATIONS: dict[str, dict] = {  # the paper's tables VI and VII, each changing one thing
+ABLATIONS: dict[str, dict] = {  # the paper's tables VI, VII and VIII, each changing one thing
     # table VI: depth removed; the RGB stream keeps its own spatial attention
     "rgb-only": {"model.fusion": "rgb-attention"},
     # table VII, row 1 (the paper's Eq. 8): softmax(MLP(AvgPool(X_rgb + X_depth)))
@@ -123,6 +123,10 @@ ABLATIONS: dict[str, dict] = {  # the paper's tables VI and VII, each changing o
     "sum-fusion": {"model.fusion": "sum"},
     # table VII, row 3: attention kept, average pooling instead of the transformer
     "no-transformer": {"model.head": "pool"},
+    # table VIII: cross-entropy alone (the centers still follow the features, unused)
+    "ce": {"loss.lambda1": 0.0},
+    # table VIII: cross-entropy + center loss, without the island term
+    "center": {"loss.lambda2": 0.0},
 }
 
 PAPER = "paper"  # the preset of the paper's configuration

@@ -1,13 +1,13 @@
-"""Weighted cross-entropy plus island loss, as in the seed paper with its typo fixed.
+"""Weighted cross-entropy plus island loss, as in the paper (Raimondo et al.) with its typo fixed.
 
 The network is trained on ``L = CE_w + lambda1 * (L_C + lambda2 * I)``. This is the island loss
 of Cai et al. (FG 2018), ``L = L_softmax + λ·L_IL`` with ``L_IL = L_C + λ1·Σ_{j≠k}(cos(c_j, c_k)
-+ 1)``, λ = 0.01 and λ1 = 10: our ``lambda1`` is their λ and our ``lambda2`` is their λ1. The seed
++ 1)``, λ = 0.01 and λ1 = 10: our ``lambda1`` is their λ and our ``lambda2`` is their λ1. The
 paper prints the island denominator as a difference of norms; that is a typo. The original (and
 this module) divides by the product of norms, i.e. uses the cosine, adds one so that each term is
 in [0, 2], and sums over ordered pairs j != k.
 
-The centers are updated by plain SGD on the loss itself, the common practice and what the seed
+The centers are updated by plain SGD on the loss itself, the common practice and what the
 paper states (SGD, fixed rate alpha = 0.5); this is *not* the hand-written rule of Wen et al. and
 Cai et al., which averages each class's residuals over ``1 + n_j`` (its count in the batch). Per
 step, with ``B`` the batch size, whatever ``lambda1`` is (over an accumulation window, the

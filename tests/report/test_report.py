@@ -279,7 +279,7 @@ def test_write_report_end_to_end(tmp_path):
     markdown = paths.markdown.read_text()
     assert f"### {LEGACY_TITLE}" in markdown
     assert f"merged 1.0.0{NAMED} — TRUNCATED: configuration differs from the paper" in markdown
-    for method in ("MFEViT", "CMANet", "CMFN", "AFNet-M", "seed paper"):
+    for method in ("MFEViT (2021)", "CMANet (2022)", "CMFN (2023)", "AFNet (2023)"):
         assert f"| {method} |" in markdown
     assert "published, not reproduced by fer3d-bench" in markdown
     assert "arXiv:2109.13086" in markdown and "Hanting Li" in markdown
