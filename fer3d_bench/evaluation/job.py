@@ -2,6 +2,8 @@
 
 A job whose result.json already holds its identity is skipped; a diverging fold is recorded as
 failed (the others go on); a fold with no training or no test sample fails with that reason.
+A finished fold also leaves its test samples' embeddings (`records.embeddings`), written before
+the result.json that names them; a failed fold leaves none.
 A job holds its fold folder's lock while it works: a second process (another `evaluate` on the
 same run folder) gets BUSY back for that fold instead of training it too, or, with `wait`,
 waits for the holder and then finds the fold finished (or resumes it, if the holder died).
@@ -23,6 +25,7 @@ from fer3d_bench.evaluation.folder import existing_result
 from fer3d_bench.evaluation.plan import FoldJob, Runtime
 from fer3d_bench.metrics import prediction_metrics
 from fer3d_bench.processes import FolderBusy, describe, folder_lock
+from fer3d_bench.records.embeddings import write_embeddings
 from fer3d_bench.records.io import read_jsonl
 from fer3d_bench.records.provenance import environment, git_commit, now
 from fer3d_bench.records.result import FAILED, OK, FoldResult, renamed_history, write_result
@@ -128,6 +131,7 @@ def _train_and_test(job: FoldJob) -> FoldSummary:
                 for sid, k in sorted(outcome.predictions.items())
             }
             result.metrics = prediction_metrics(result.predictions, job.classes)
+            result.embeddings = write_embeddings(folder, outcome.embeddings)  # before result.json
         except FloatingPointError as exc:  # diverged: this fold fails, the others go on
             result.status, result.reason = FAILED, f"training diverged: {exc}"
             result.history = [renamed_history(e) for e in read_jsonl(folder / "metrics.jsonl")]

@@ -3,6 +3,8 @@
 Written by the fold job, read by the report (and by a resumed run, to skip finished jobs). The
 `job` block is the job's identity: equal blocks mean the same job. Every metric a report shows
 is recomputed from `predictions`; `metrics` is the job's own summary, kept for a quick look.
+`embeddings` names the file of the test samples' embeddings (`records.embeddings`), where the
+fold finished and its version stored them.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class FoldResult:
     status: str
     classes: list[str]
     predictions: dict[str, dict] = field(default_factory=dict)  # id -> {"true", "pred"}
+    embeddings: dict | None = None  # embeddings.npy beside it (records.embeddings), if stored
     reason: str | None = None
     metrics: dict | None = None
     history: list[dict] = field(default_factory=list)  # one record per epoch

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 from fer3d_bench.errors import ReportError
+from fer3d_bench.records.embeddings import first_embedded
 from fer3d_bench.records.report import Report
 from fer3d_bench.records.result import FoldResult
 from fer3d_bench.records.run import ProtocolEntry, RunInfo, flat_config
@@ -116,12 +117,15 @@ def _group(run: Run, variant: str, protocol: str) -> dict:
 
 
 def figure_names(variant: str, protocol: str, summary: dict, results: list[FoldResult]):
-    """The group's figures, relative to the run folder: confusion if a fold is ok, curves."""
+    """The group's figures, relative to the run folder: confusion if a fold is ok, curves, and
+    the t-SNE of a fold's test embeddings if one stored them."""
     names = []
     if summary["folds_ok"]:
         names.append(f"figures/{variant}_{protocol}_confusion.png")
     if any(r.history for r in results):
         names.append(f"figures/{variant}_{protocol}_curves.png")
+    if first_embedded(results) is not None:
+        names.append(f"figures/{variant}_{protocol}_tsne.png")
     return names
 
 

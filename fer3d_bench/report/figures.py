@@ -1,4 +1,5 @@
-"""The report's figures: the summed confusion matrix and the training curves of each group."""
+"""The report's figures: the summed confusion matrix, the training curves and the t-SNE of the
+test embeddings of each group."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from fer3d_bench.io import inside  # noqa: E402
 from fer3d_bench.plots import save_figure  # noqa: E402
+from fer3d_bench.records.embeddings import first_embedded, read_embeddings  # noqa: E402
 from fer3d_bench.records.report import Report  # noqa: E402
 from fer3d_bench.records.result import FoldResult  # noqa: E402
 from fer3d_bench.report.load import Run  # noqa: E402
 
 CURVES = (("loss_total", "train loss"), ("test_accuracy", "test-fold accuracy"))
+TSNE_SEED = 0  # the t-SNE's random_state: the same figure for the same embeddings
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # with the colours, for grey-scale prints
 
 
 def write_figures(run: Run, report: Report) -> list[Path]:
@@ -29,12 +33,19 @@ def write_figures(run: Run, report: Report) -> list[Path]:
     for g in report.groups:
         for name in g["figures"]:
             target = inside(run.path / "figures", run.path / name)
-            if name.endswith("_confusion.png"):
-                fig = confusion_figure(g["aggregate"], f"{g['variant']} / {g['protocol']}")
-            else:
-                fig = curves_figure(run.results[(g["variant"], g["protocol"])], g["protocol"])
-            written.append(save_figure(fig, target))
+            written.append(save_figure(_figure(run, g, name), target))
     return written
+
+
+def _figure(run: Run, group: dict, name: str):
+    """The figure `name` of `group`, by the kind its name ends with."""
+    label = f"{group['variant']} / {group['protocol']}"
+    results = run.results.get((group["variant"], group["protocol"]), [])
+    if name.endswith("_confusion.png"):
+        return confusion_figure(group["aggregate"], label)
+    if name.endswith("_tsne.png"):
+        return group_tsne_figure(run, results, label)
+    return curves_figure(results, group["protocol"])
 
 
 def confusion_figure(summary: dict, label: str):
@@ -90,3 +101,70 @@ def _mean_curve(curves: list[tuple[list[int], list[float]]]) -> tuple[list[int],
             by_epoch.setdefault(epoch, []).append(value)
     epochs = sorted(by_epoch)
     return epochs, [statistics.fmean(by_epoch[e]) for e in epochs]
+
+
+def group_tsne_figure(run: Run, results: list[FoldResult], label: str):
+    """The t-SNE of the test embeddings of the group's first finished fold that stored them.
+
+    One fold only: every fold trains its own model, so the embedding spaces of two folds have
+    nothing in common and their points cannot share one plot. The file is checked against its
+    result.json (`read_embeddings`) before anything is drawn.
+    """
+    fold = first_embedded(results)
+    rows = read_embeddings(fold, run.path / run.file_of(fold))
+    truths = [fold.predictions[sample]["true"] for sample in sorted(fold.predictions)]
+    return tsne_figure(rows, truths, fold.classes, label, fold.position)
+
+
+def tsne_figure(embeddings, truths: list[str], classes: list[str], label: str, position):
+    """2-D t-SNE of one fold's test embeddings, a colour and marker per true class."""
+    points = tsne_coordinates(embeddings)
+    names = [*classes, *sorted(set(truths) - set(classes))]  # a class outside the list too
+    colours = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    truths_array = np.asarray(truths, dtype=object)
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    for k, name in enumerate(names):
+        mask = truths_array == name
+        if mask.any():
+            marker, count = MARKERS[k % len(MARKERS)], int(mask.sum())
+            ax.scatter(
+                *points[mask].T, s=16, color=colours(k), marker=marker, label=f"{name} ({count})"
+            )
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.legend(
+        title="true class", fontsize=7, title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1)
+    )
+    repetition, fold = position
+    ax.set_title(
+        f"{label}: t-SNE of the {len(truths)} test embeddings of repetition {repetition}, "
+        f"fold {fold}\n(that fold's model only: the folds' embedding spaces are not comparable)",
+        fontsize=9,
+    )
+    return fig
+
+
+def tsne_coordinates(embeddings, seed: int = TSNE_SEED) -> np.ndarray:
+    """(n, 2) t-SNE coordinates of (n, D) embeddings; the same for the same rows and seed.
+
+    scikit-learn's TSNE rather than openTSNE: it is already a dependency (through grad-cam), it
+    is deterministic with init="pca" and a fixed `random_state`, and a fold's test set is small
+    (500 samples on bu3dfe-full take seconds, a few thousand well under a minute), so openTSNE's
+    speed would buy nothing. It runs on one thread, since the order in which threads add up
+    their parts of the gradient could change the last bits from one run (or machine) to the
+    next. Perplexity is the usual 30, lowered to (n - 1) / 3 for small sets (it must stay below
+    n). With init="pca" the seed reaches only PCA's randomized solver, which scikit-learn picks
+    for sets of over 500 rows with fewer than ten rows per dimension; smaller sets get the same
+    coordinates whatever the seed. Fewer than two distinct rows have no neighbourhoods to keep:
+    they are all placed at the origin (TSNE itself would fail on them).
+    """
+    from sklearn.manifold import TSNE  # imported here: slow, and only the t-SNE needs it
+    from threadpoolctl import threadpool_limits
+
+    x = np.asarray(embeddings, dtype=np.float64)
+    if len(x) < 2 or len(np.unique(x, axis=0)) < 2:
+        return np.zeros((len(x), 2))
+    perplexity = min(30.0, max(1.0, (len(x) - 1) / 3))
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", random_state=seed)
+    with threadpool_limits(limits=1):
+        return tsne.fit_transform(x)

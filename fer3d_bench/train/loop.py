@@ -2,7 +2,8 @@
 
 `train` is set-up, resume, epochs, checkpoints. Each epoch trains on the fold's training
 samples, then scores its test samples (for the curves and the final predictions; the test fold
-never chooses anything), appends one JSON line to `metrics.jsonl` and writes `checkpoint.pt`
+never chooses anything; the last epoch's pass also gives each test sample's embedding, for the
+report's t-SNE), appends one JSON line to `metrics.jsonl` and writes `checkpoint.pt`
 atomically. A run started again in the same folder with the same configuration resumes from it
 and ends with the same weights as an uninterrupted run (CPU, same machine).
 
@@ -71,6 +72,7 @@ class TrainResult:
     checkpoint: Path
     test_accuracy: float
     predictions: dict[str, int]  # sample id -> predicted class index (test samples)
+    embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # sample id -> (D,) float32
     left_out: list[str] = field(default_factory=list)  # flagged training samples not used
 
 
@@ -145,11 +147,12 @@ def train(
         amp = _autocast(dev, config.amp)
         scaler = torch.amp.GradScaler("cuda", enabled=amp is not None and amp[1] == torch.float16)
         predictions: dict[str, int] = {}
+        embeddings: dict[str, np.ndarray] = {}
         last = config.epochs if stop_after is None else min(stop_after, config.epochs)
         for epoch in range(fit.epoch, last):
             started = time.perf_counter()
             record = _train_epoch(fit, epoch, amp, scaler, progress)
-            test_accuracy, predictions = predict(fit.model, fit.test_set, fit)
+            test_accuracy, predictions, embeddings = predict(fit.model, fit.test_set, fit)
             record |= {
                 "test_accuracy": test_accuracy,
                 "lr_backbone": fit.optimizer.param_groups[0]["lr"],
@@ -161,10 +164,10 @@ def train(
             with open(metrics, "a") as log:
                 log.write(json.dumps(record, sort_keys=True) + "\n")
             _save_checkpoint(fit, checkpoint)
-        if not predictions:
-            _, predictions = predict(fit.model, fit.test_set, fit)
+        if not predictions:  # resumed after the last epoch: score the test fold once more
+            _, predictions, embeddings = predict(fit.model, fit.test_set, fit)
     final = fit.history[-1]["test_accuracy"] if fit.history else float("nan")
-    return TrainResult(fit.history, checkpoint, final, predictions, left_out)
+    return TrainResult(fit.history, checkpoint, final, predictions, embeddings, left_out)
 
 
 def _training_indices(data: H5Dataset, indices: np.ndarray, exclude_flagged: bool):
@@ -399,25 +402,31 @@ def _class_outputs(data: H5Dataset, names: list[str], *index_sets) -> tuple[list
 
 
 @torch.no_grad()
-def predict(model, dataset: FerTorchDataset, fit: _Fit) -> tuple[float, dict[str, int]]:
-    """Accuracy and predictions (dataset class indices) on a dataset, without augmentation."""
+def predict(
+    model, dataset: FerTorchDataset, fit: _Fit
+) -> tuple[float, dict[str, int], dict[str, np.ndarray]]:
+    """Accuracy, predictions (dataset class indices) and embeddings (float32) on a dataset,
+    without augmentation; the embeddings come from the same forward pass as the predictions."""
     model.eval()
     predictions: dict[str, int] = {}
+    embeddings: dict[str, np.ndarray] = {}
     correct = 0
     loader = _loader(dataset, fit.config, shuffle_seed=None)
     offset = 0
     for rgb, depth, labels in loader:
-        logits, _ = model(
+        logits, embedding = model(
             rgb.to(fit.device, memory_format=fit.layout),
             depth.to(fit.device, memory_format=fit.layout),
         )
         guess = logits.float().argmax(1).cpu()
+        vectors = embedding.float().cpu().numpy()
         correct += int((guess == labels).sum())
         for j, value in enumerate(guess.tolist()):
             sample = fit.data.sample_ids[int(dataset.indices[offset + j])]
             predictions[sample] = fit.outputs[value]
+            embeddings[sample] = vectors[j]
         offset += len(labels)
-    return correct / max(len(dataset), 1), predictions
+    return correct / max(len(dataset), 1), predictions, embeddings
 
 
 def _loader(dataset, config: TrainConfig, shuffle_seed: int | None):
