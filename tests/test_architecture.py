@@ -27,6 +27,7 @@ NEVER = {
     "report": ("evaluation", "train", "pipeline"),
     "weights": ("train", "evaluation", "report", "pipeline", "cli"),
     "pipeline": ("cli",),
+    "tune": ("report", "pipeline", "cli"),
 }
 
 

@@ -25,6 +25,7 @@ COMMANDS = {  # name -> "module:command", in the order of the flow
     "weights": "fer3d_bench.cli.weights:weights",
     "train": "fer3d_bench.cli.evaluation:train",
     "evaluate": "fer3d_bench.cli.evaluation:evaluate",
+    "tune": "fer3d_bench.cli.tune:tune",
     "report": "fer3d_bench.cli.report:report",
     "demo": "fer3d_bench.cli.evaluation:demo",
 }
