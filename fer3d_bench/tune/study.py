@@ -12,8 +12,8 @@ once would each start one more, so before drawing anything a trial counts the tr
 below it that are COMPLETE, RUNNING or WAITING: when they are `trials` already it is not run (it
 ends PRUNED, with user attribute `surplus`) and its worker stops. No more than `trials` ever
 complete (the last one would have counted as many below it); fewer only if a counted trial
-fails, and then its own worker goes on. A diverging trial fails and the search goes on, until
-as many have failed as were asked for.
+fails, and then its own worker goes on. A diverging trial fails (user attribute `diverged`)
+and another is drawn, until as many have diverged as trials were asked for.
 
 The first worker records what the study searches (dataset, manifest, fold, inner folds, seed,
 preset, epochs, space, weights) as a user attribute of the study; a worker started with
