@@ -28,6 +28,7 @@ NEVER = {
     "weights": ("train", "evaluation", "report", "pipeline", "cli"),
     "experiments": ("evaluation", "pipeline", "cli"),
     "pipeline": ("cli",),
+    "tune": ("report", "pipeline", "cli"),
 }
 
 

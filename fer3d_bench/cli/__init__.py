@@ -26,6 +26,7 @@ COMMANDS = {  # name -> "module:command", in the order of the flow
     "train": "fer3d_bench.cli.evaluation:train",
     "evaluate": "fer3d_bench.cli.evaluation:evaluate",
     "reproduce": "fer3d_bench.cli.evaluation:reproduce",
+    "tune": "fer3d_bench.cli.tune:tune",
     "report": "fer3d_bench.cli.report:report",
     "demo": "fer3d_bench.cli.evaluation:demo",
 }

@@ -13,6 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
+from sklearn.manifold import TSNE  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
 
 from fer3d_bench.io import inside  # noqa: E402
 from fer3d_bench.plots import save_figure  # noqa: E402
@@ -158,8 +160,6 @@ def tsne_coordinates(embeddings, seed: int = TSNE_SEED) -> np.ndarray:
     coordinates whatever the seed. Fewer than two distinct rows have no neighbourhoods to keep:
     they are all placed at the origin (TSNE itself would fail on them).
     """
-    from sklearn.manifold import TSNE  # imported here: slow, and only the t-SNE needs it
-    from threadpoolctl import threadpool_limits
 
     x = np.asarray(embeddings, dtype=np.float64)
     if len(x) < 2 or len(np.unique(x, axis=0)) < 2:
