@@ -68,6 +68,15 @@ def test_tune_writes_the_best_trial_as_a_config_that_evaluate_runs(data, tmp_pat
         == (best.params["model.attention_modules"])
     )
     assert "Hyperparameters from Optuna study" in (run / "report.md").read_text()
+    # and through `reproduce`: Table IV with the tuned configuration
+    paper = tmp_path / "table-iv"
+    reproduce = ["reproduce", "table-iv", *evaluate[1:3], *evaluate[5:-4], "--out", str(paper)]
+    result = CliRunner().invoke(main, reproduce)
+    assert result.exit_code == 0, result.output
+    info = json.loads((paper / "run.json").read_text())
+    assert info["experiment"]["name"] == "table-iv"
+    assert info["config_file"]["tuned"]["study_sha256"] == tuned["study_sha256"]
+    assert "Hyperparameters from Optuna study" in (paper / "report.md").read_text()
 
     other = CliRunner().invoke(main, [*args, "--seed", "1"])  # same study, another search
     assert other.exit_code == 1
