@@ -27,6 +27,7 @@ NEVER = {
     "report": ("evaluation", "train", "pipeline"),
     "weights": ("train", "evaluation", "report", "pipeline", "cli"),
     "experiments": ("evaluation", "pipeline", "cli"),
+    "explain": ("evaluation", "pipeline", "cli", "report"),
     "pipeline": ("cli",),
     "tune": ("report", "pipeline", "cli"),
 }

@@ -1,0 +1,147 @@
+"""`fer3d-bench explain RUN`: Grad-CAM over RGB and depth for correctly classified test samples.
+
+A run folder comes from other people: its run.json and result.json go through the records'
+readers, its checkpoint through the trainer's safe reader (tensors only), the dataset must be
+the one the run was trained on (fingerprint), and everything is written under --out. The samples
+are the first `per_class` correctly classified test samples of each class, in sorted id order,
+so the same run always explains the same samples.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from fer3d_bench.dataset import H5Dataset  # noqa: E402
+from fer3d_bench.errors import Fer3dError  # noqa: E402
+from fer3d_bench.explain.gradcam import grad_cam  # noqa: E402
+from fer3d_bench.io import atomic_path, inside  # noqa: E402
+from fer3d_bench.plots import save_figure  # noqa: E402
+from fer3d_bench.records.result import read_result  # noqa: E402
+from fer3d_bench.records.run import read_run_info  # noqa: E402
+from fer3d_bench.train.config import FULL, config_from_dict  # noqa: E402
+from fer3d_bench.train.data import FerTorchDataset, Normalisation  # noqa: E402
+from fer3d_bench.train.loop import read_checkpoint  # noqa: E402
+from fer3d_bench.train.model import FerNet  # noqa: E402
+
+NAMES = {"hirescam": "HiResCAM", "gradcam": "Grad-CAM"}
+
+
+@dataclass
+class Explained:
+    figure: Path
+    heatmaps: Path
+    samples: list[str]  # sample ids, class by class
+    short: dict[str, int]  # class -> how many correct samples it had, where fewer than asked
+
+
+def explain(
+    run_dir: Path,
+    fold: str | None = None,
+    variant: str = FULL,
+    dataset: Path | None = None,
+    per_class: int = 2,
+    out: Path | None = None,
+    method: str = "hirescam",
+) -> Explained:
+    """Heatmaps of one fold of `run_dir` (default: the first fold of its first protocol)."""
+    run_dir = Path(run_dir)
+    info = read_run_info(run_dir / "run.json")
+    fold = fold or f"{next(iter(info.protocols))}/0/0"
+    prefix = "" if variant == FULL else f"ablation-{variant}/"
+    folder = inside(run_dir, run_dir / prefix / fold)
+    result = read_result(folder / "result.json")
+    if not result.ok:
+        raise Fer3dError(f"{folder / 'result.json'}: the fold failed ({result.reason})")
+    out = inside(run_dir, Path(out) if out else run_dir / "figures" / "explain")
+    saved = read_checkpoint(folder / "checkpoint.pt")
+    config = config_from_dict(result.job["config"])
+    model = FerNet(replace(config.model, num_classes=len(result.classes)))
+    try:
+        model.load_state_dict(saved["model"])
+    except RuntimeError as exc:
+        problem = str(exc).splitlines()[0]
+        message = f"{folder / 'checkpoint.pt'}: does not fit the fold's model ({problem})"
+        raise Fer3dError(message) from None
+    chosen, short = choose(result.predictions, result.classes, per_class)
+    if not chosen:
+        raise Fer3dError(f"{folder / 'result.json'}: no correctly classified test sample")
+    path = Path(dataset or info.dataset["path"])
+    with H5Dataset(path) as data:
+        if data.fingerprint != info.fingerprint:
+            raise Fer3dError(
+                f"{path}: is not the dataset {run_dir} was trained on (fingerprint "
+                f"{data.fingerprint[:12]}..., the run's {str(info.fingerprint)[:12]}...)"
+            )
+        rgb, depth, images = _inputs(data, chosen, saved["normalisation"], config)
+    targets = [result.classes.index(result.predictions[s]["true"]) for s in chosen]
+    maps = grad_cam(model.eval(), rgb, depth, targets, method=method)
+    name = f"{variant}_{fold.replace('/', '_')}_{method}"
+    heatmaps = _save_maps(out / f"{name}.npz", chosen, targets, maps)
+    title = f"{variant} / {fold}: {NAMES[method]} of the true (and predicted) class"
+    figure = draw(out / f"{name}.png", chosen, result, images, maps, title)
+    return Explained(figure, heatmaps, chosen, short)
+
+
+def choose(predictions: dict, classes: list[str], per_class: int):
+    """(sample ids, class -> count where fewer than `per_class`): correct ones, sorted by id."""
+    chosen, short = [], {}
+    for name in classes:
+        ids = sorted(s for s, p in predictions.items() if p["true"] == p["pred"] == name)
+        chosen += ids[:per_class]
+        if len(ids) < per_class:
+            short[name] = len(ids)
+    return chosen, short
+
+
+def _inputs(data: H5Dataset, ids: list[str], normalisation: dict, config):
+    """Normalised tensors exactly as the trainer's test pass builds them, and the raw images."""
+    norm = Normalisation(
+        tuple(normalisation["rgb_mean"]),
+        tuple(normalisation["rgb_std"]),
+        float(normalisation["depth_mean"]),
+        float(normalisation["depth_std"]),
+    )
+    indices = np.array([data.index_of(s) for s in ids])
+    dataset = FerTorchDataset(data, indices, norm, config.model.input_size, None, config.seed)
+    items = [dataset[k] for k in range(len(dataset))]
+    images = [(data[int(i)].rgb, data[int(i)].depth) for i in indices]
+    return torch.stack([r for r, _, _ in items]), torch.stack([d for _, d, _ in items]), images
+
+
+def _save_maps(path: Path, ids: list[str], targets: list[int], maps) -> Path:
+    arrays = {"sample_ids": np.array(ids), "targets": np.array(targets), "rgb": maps.rgb}
+    if maps.depth is not None:
+        arrays["depth"] = maps.depth
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp, open(tmp, "wb") as stream:
+        np.savez(stream, **arrays)
+    return path
+
+
+def draw(path: Path, ids: list[str], result, images, maps, title: str) -> Path:
+    """Rows = samples; columns: RGB under its heatmap, depth under its heatmap."""
+    streams = 1 if maps.depth is None else 2
+    fig, axes = plt.subplots(len(ids), streams, figsize=(2.4 * streams, 2.4 * len(ids)))
+    axes = np.array(axes).reshape(len(ids), streams)
+    for row, sample in enumerate(ids):
+        rgb, depth = images[row]
+        label = result.predictions[sample]["true"]
+        panels = [(rgb, maps.rgb[row], "RGB")]
+        if maps.depth is not None:
+            panels.append((depth, maps.depth[row], "depth"))
+        for col, (image, heat, stream) in enumerate(panels):
+            ax = axes[row, col]
+            ax.imshow(image, cmap=None if image.ndim == 3 else "gray", extent=(0, 1, 1, 0))
+            ax.imshow(heat, cmap="jet", alpha=0.45, vmin=0, vmax=1, extent=(0, 1, 1, 0))
+            ax.set_title(f"{label}: {stream}\n{sample}", fontsize=7)
+            ax.set_axis_off()
+    fig.suptitle(title, fontsize=8)
+    return save_figure(fig, path)
