@@ -4,10 +4,9 @@ The tests read it to prove that run folders of earlier versions still load, repo
 byte as the checked-in report.md/report.json say, and resume without retraining. The results
 and run.json are 0.7.0's; the two report files were regenerated deliberately by 0.10.0 and
 0.11.0 (the title now says "not pretrained", the published rows are the paper's; the
-differences from the paper are still the ones 0.7.0 recorded, 30 epochs and efficientnet_b2 included), with `fer3d_bench.report.write_report` on a
-copy of this folder. Made
-with a 0.7.0 checkout
-(commit 1e5ec2b) first on the path:
+differences from the paper are still the ones 0.7.0 recorded, 30 epochs and efficientnet_b2
+included), with `fer3d_bench.report.write_report` on a copy of this folder. Made with a 0.7.0
+checkout (commit 1e5ec2b) first on the path:
 
     git worktree add /tmp/v070 1e5ec2b
     PYTHONPATH=/tmp/v070 python tests/data/run-0.7.0/make.py /tmp/run-base
