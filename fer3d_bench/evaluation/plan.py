@@ -29,7 +29,7 @@ from fer3d_bench.train.config import (
     applied_protocol_train,
     variant_configs,
 )
-from fer3d_bench.weights.known import file_hashes, weights_record
+from fer3d_bench.weights.known import weights_record
 
 RESULT_FILE = "result.json"
 
@@ -159,6 +159,9 @@ def checked_manifest(name: str, manifests: Path, dataset: Path, items: list[sp.I
 
 def _run_info(spec: EvalSpec, variants: dict, fingerprint: str, runtime: Runtime) -> RunInfo:
     commit, dirty = git_commit()
+    weights = weights_record(
+        spec.backbone_weights, variants[FULL].model.backbone, spec.allow_architecture_mismatch
+    )
     return RunInfo(
         name=Path(spec.out).name,
         dataset={"path": str(spec.dataset), "fingerprint": fingerprint},
@@ -166,12 +169,8 @@ def _run_info(spec: EvalSpec, variants: dict, fingerprint: str, runtime: Runtime
         overrides=dict(sorted(spec.overrides.items())),
         config_file=spec.config_source,
         experiment=spec.experiment,
-        backbone_weights=_weights_identity(spec.backbone_weights),
-        weights=weights_record(
-            spec.backbone_weights,
-            variants[FULL].model.backbone,
-            spec.allow_architecture_mismatch,
-        ),
+        backbone_weights=_weights_identity(weights),
+        weights=weights,
         exclude_flagged=spec.exclude_flagged,
         reference={"paper": flat_config(PRESETS[PAPER].as_dict())},
         variants={name: config.as_dict() for name, config in variants.items()},
@@ -186,11 +185,9 @@ def _run_info(spec: EvalSpec, variants: dict, fingerprint: str, runtime: Runtime
     )
 
 
-def _weights_identity(path: Path | None) -> dict | None:
+def _weights_identity(record: dict) -> dict | None:
     """Pretrained weights change every result: their sha256 is part of each job's identity."""
-    if path is None:
-        return None
-    return {"file": Path(path).name, "sha256": file_hashes(path).sha256}
+    return {"file": record["file"], "sha256": record["sha256"]} if record["pretrained"] else None
 
 
 def _protocol_entry(

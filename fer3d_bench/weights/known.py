@@ -100,7 +100,11 @@ def refuse_other_architecture(path: Path, architecture: str, allow: bool = False
     With `allow` (`--allow-architecture-mismatch`) the mismatch is accepted; True is returned
     so that the caller records it.
     """
-    known = identify(path)
+    return _mismatch(path, identify(path), architecture, allow)
+
+
+def _mismatch(path: Path, known: KnownWeights | None, architecture: str, allow: bool) -> bool:
+    """Whether `known` was made for another architecture; refused unless `allow`."""
     if not known or same_architecture(known.architecture, architecture):
         return False
     if allow:
@@ -126,20 +130,23 @@ def weights_record(
     if path is None:
         return {"pretrained": False}
     path = Path(path)
-    known = identify(path)
-    mismatch = refuse_other_architecture(path, architecture, allow_mismatch)
+    hashes = file_hashes(path)  # one read of a file of tens of megabytes
+    metadata = safetensors_metadata(path) if is_safetensors(path) else None
+    if metadata is None:
+        known = known_weights().get(hashes.git_blob_sha1)
+    else:
+        known = by_name(metadata.get("known", ""))
+    mismatch = _mismatch(path, known, architecture, allow_mismatch)
     record: dict[str, object] = {
         "pretrained": True,
         "file": path.name,
-        "sha256": file_hashes(path).sha256,
+        "sha256": hashes.sha256,
         "known": known.name if known else "unknown",
         "trained_on": known.trained_on if known else "",
         "paper": known.paper if known else "",
         "backbone": architecture,
         "architecture_mismatch": mismatch,
     }
-    if is_safetensors(path):
-        source = safetensors_metadata(path).get("source_sha256")
-        if source:
-            record["imported_from_sha256"] = source
+    if metadata and metadata.get("source_sha256"):
+        record["imported_from_sha256"] = metadata["source_sha256"]
     return record
