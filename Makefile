@@ -10,9 +10,9 @@ export PYOPENGL_PLATFORM ?= osmesa
 demo: setup
 	$(BIN)/fer3d-bench demo --out $(DEMO)
 
-## test: the test suite (what CI runs)
+## test: the test suite (what CI runs), with the one-node Slurm cluster of its slurm tests
 test: setup
-	$(BIN)/python -m pytest
+	VENV=$(VENV) bash scripts/test.sh
 
 setup:
 	@bash scripts/setup.sh

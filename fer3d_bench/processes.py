@@ -43,6 +43,16 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def allocated_cpus() -> int:
+    """The CPUs this process was given: its Slurm allocation (`SLURM_CPUS_PER_TASK`), else its
+    CPU affinity, whichever is smaller. Where Slurm pins nothing (`task/none`) the affinity is
+    the whole node, and only the variable tells a job its share.
+    """
+    cpus = len(os.sched_getaffinity(0))
+    slurm = os.environ.get("SLURM_CPUS_PER_TASK", "")
+    return min(cpus, int(slurm)) if slurm.isdigit() and int(slurm) > 0 else cpus
+
+
 def exit_with_parent() -> None:
     """A pool worker's initializer: end this process when the process that started it ends.
 

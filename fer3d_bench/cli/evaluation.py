@@ -18,7 +18,7 @@ from fer3d_bench.cli.options import (
     training_options,
 )
 from fer3d_bench.cli.report import print_report
-from fer3d_bench.evaluation.cluster import SlurmOptions
+from fer3d_bench.evaluation.cluster import MIN_TIMEOUT_MIN, SlurmOptions
 from fer3d_bench.evaluation.plan import EvalSpec
 from fer3d_bench.experiments import experiment_names, load_experiment
 from fer3d_bench.pipeline.demo import run_demo
@@ -86,18 +86,45 @@ def _run_options(function):
         click.option("--repetitions", type=at_least_one, help="Run only the first N repetitions."),
         click.option("--max-folds", type=at_least_one, help="Run only the first N folds of each."),
         launcher_option,
-        click.option("--jobs", default=1, show_default=True, help="local: folds trained at once."),
         click.option(
-            "--wait/--no-wait", default=False, help="slurm: wait for the jobs, then report."
+            "--jobs",
+            default=1,
+            show_default=True,
+            type=at_least_one,
+            help="Folds trained at once: here (processes sharing the CPUs, and the GPU with "
+            "--device cuda), or by each Slurm job on its allocation.",
+        ),
+        click.option(
+            "--wait/--no-wait",
+            default=False,
+            help="slurm: wait for the jobs (saying what they do as it changes), then report.",
+        ),
+        click.option(
+            "--wait-timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            help="slurm: stop waiting after this many minutes (the jobs go on) [default: no "
+            "limit].",
         ),
         click.option("--slurm-partition"),
         click.option(
-            "--slurm-time", default=SLURM.timeout_min, show_default=True, help="Minutes/job."
+            "--slurm-time",
+            default=SLURM.timeout_min,
+            show_default=True,
+            help=f"Minutes per job (at least {MIN_TIMEOUT_MIN}).",
         ),
-        click.option("--slurm-gpus", default=SLURM.gpus_per_node, show_default=True),
-        click.option("--slurm-cpus", default=SLURM.cpus_per_task, show_default=True),
+        click.option(
+            "--slurm-gpus", default=SLURM.gpus_per_node, show_default=True, help="GPUs per job."
+        ),
+        click.option(
+            "--slurm-cpus", default=SLURM.cpus_per_task, show_default=True, help="CPUs per job."
+        ),
         click.option("--slurm-mem-gb", default=SLURM.mem_gb, show_default=True),
-        click.option("--slurm-parallel", default=SLURM.array_parallelism, show_default=True),
+        click.option(
+            "--slurm-parallel",
+            default=SLURM.array_parallelism,
+            show_default=True,
+            help="Jobs of the array running at once.",
+        ),
         training_options,
     )(function)
 
@@ -144,6 +171,7 @@ def _run(*, config_file, epochs, preset, manifests, jobs, wait, **options) -> No
         cpus_per_task=options.pop("slurm_cpus"),
         mem_gb=options.pop("slurm_mem_gb"),
         array_parallelism=options.pop("slurm_parallel"),
+        wait_timeout_min=options.pop("wait_timeout"),
     )
     spec = EvalSpec(
         manifests=manifests or sp.MANIFESTS_DIR,

@@ -24,7 +24,7 @@ from fer3d_bench.errors import Fer3dError
 from fer3d_bench.evaluation.folder import existing_result
 from fer3d_bench.evaluation.plan import FoldJob, Runtime
 from fer3d_bench.metrics import prediction_metrics
-from fer3d_bench.processes import FolderBusy, describe, folder_lock
+from fer3d_bench.processes import FolderBusy, allocated_cpus, describe, folder_lock
 from fer3d_bench.records.embeddings import write_embeddings
 from fer3d_bench.records.io import read_jsonl
 from fer3d_bench.records.provenance import environment, git_commit, now
@@ -33,6 +33,7 @@ from fer3d_bench.train import loop
 from fer3d_bench.train.config import config_from_dict
 
 BUSY = "busy"  # another living process holds the fold's lock
+CRASHED = "crashed"  # its cluster job died or raised before writing result.json
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,8 @@ class FoldSummary:
         note = f"; {self.note}" if self.note else ""
         if self.status == BUSY:
             return f"{self.folder}: {self.reason}{note}"
+        if self.status == CRASHED:
+            return f"{self.folder}: CRASHED ({self.reason}){note}"
         if self.status != OK:
             return f"{self.folder}: FAILED ({self.reason}){note}"
         done = "already done" if self.skipped else "trained"
@@ -75,12 +78,12 @@ def run_fold(job: FoldJob, wait: bool = False) -> FoldSummary:
     """
     done = existing_result(job.result_path, job.identity)
     if done is not None:
-        return _summary(job, done, skipped=True)
+        return summary_of(job, done, skipped=True)
     try:
         with folder_lock(Path(job.run_dir) / job.folder, wait=wait) as lock:
             done = existing_result(job.result_path, job.identity)  # finished while we waited
             if done is not None:
-                return _summary(job, done, skipped=True)
+                return summary_of(job, done, skipped=True)
             summary = _train_and_test(job)
     except FolderBusy as busy:
         reason = f"being trained by {describe(busy.holder)}"
@@ -91,8 +94,7 @@ def run_fold(job: FoldJob, wait: bool = False) -> FoldSummary:
 
 
 def _train_and_test(job: FoldJob) -> FoldSummary:
-    if job.threads:
-        torch.set_num_threads(job.threads)
+    torch.set_num_threads(job.threads or allocated_cpus())
     folder = Path(job.run_dir) / job.folder
     identity = job.identity
     manifest = sp.read_manifest(Path(job.manifest))
@@ -137,14 +139,15 @@ def _train_and_test(job: FoldJob) -> FoldSummary:
             result.history = [renamed_history(e) for e in read_jsonl(folder / "metrics.jsonl")]
     result.checkpoint = f"{job.folder}/checkpoint.pt"
     result.device = loop.pick_device(job.device).type
+    result.threads = torch.get_num_threads()
     result.seconds = round(time.perf_counter() - clock, 3)
     result.started, result.finished = started, now()
     result.fer3d_bench_version, result.git_commit = __version__, git_commit()[0]
     folder.mkdir(parents=True, exist_ok=True)  # an empty fold never reached the trainer
     write_result(job.result_path, result)
-    return _summary(job, result, skipped=False)
+    return summary_of(job, result, skipped=False)
 
 
-def _summary(job: FoldJob, result: FoldResult, skipped: bool) -> FoldSummary:
+def summary_of(job: FoldJob, result: FoldResult, skipped: bool) -> FoldSummary:
     metrics = result.metrics or {}
     return FoldSummary(job.folder, result.status, result.reason, metrics.get("accuracy"), skipped)

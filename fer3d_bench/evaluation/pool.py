@@ -1,7 +1,8 @@
 """The pool launcher: fold jobs in spawned worker processes on this machine, N at a time.
 
-Each worker gets an equal share of the cores as its torch thread count, so N jobs do not start
-N times as many threads as there are cores. Spawned, not forked: CUDA and OpenGL state do not
+Each worker gets an equal share of the CPUs this process was given (its Slurm allocation or its
+CPU affinity, `processes.allocated_cpus`) as its torch thread count, so N jobs do not start N
+times as many threads as there are CPUs. Spawned, not forked: CUDA and OpenGL state do not
 survive a fork. Workers end when this process does, however it ends.
 """
 
@@ -9,13 +10,12 @@ from __future__ import annotations
 
 import functools
 import multiprocessing
-import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from fer3d_bench.evaluation.job import BUSY, FoldSummary, run_fold
 from fer3d_bench.evaluation.local import OnResult, announce, tell
 from fer3d_bench.evaluation.plan import FoldJob
-from fer3d_bench.processes import exit_with_parent
+from fer3d_bench.processes import allocated_cpus, exit_with_parent
 from fer3d_bench.progress import progress as progress_bar
 
 
@@ -26,7 +26,7 @@ def run_pool(
 
     Folds another process is training are waited for once the others are done.
     """
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = max(1, allocated_cpus() // workers)
     for job in jobs:
         job.threads, job.progress = threads, False
     context = multiprocessing.get_context("spawn")

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from fer3d_bench import splits as sp
 from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.errors import ManifestMismatch
 from fer3d_bench.evaluation import job
-from fer3d_bench.evaluation.cluster import CLUSTERS, SlurmOptions, submit
-from fer3d_bench.evaluation.job import FoldSummary
+from fer3d_bench.evaluation.cluster import CLUSTERS, SlurmOptions, check, submit
+from fer3d_bench.evaluation.job import CRASHED, FoldSummary
 from fer3d_bench.evaluation.local import run_local
 from fer3d_bench.evaluation.plan import EvalSpec, Plan, plan, variant_prefix
 from fer3d_bench.evaluation.pool import run_pool
@@ -71,7 +71,7 @@ def train_fold(
 class Launch:
     """How the planned jobs run: here (`jobs` at once), or as a cluster job array."""
 
-    jobs: int = 1  # local: folds trained at once
+    jobs: int = 1  # folds trained at once: here, or by each Slurm job on its allocation
     wait: bool = False  # slurm: wait for the jobs, then report
     slurm: SlurmOptions = field(default_factory=SlurmOptions)
     progress: bool = True
@@ -84,14 +84,16 @@ class Evaluation:
     report: ReportPaths | None  # None when cluster jobs were submitted without waiting
 
     def failed(self) -> list[str]:
-        """'folder: reason' of every failed fold the report counts (this call's or earlier)."""
+        """'folder: reason' of every failed fold the report counts (this call's or earlier),
+        then of every fold whose cluster job crashed before writing a result."""
         groups = self.report.report.groups if self.report and self.report.report else []
-        return [
+        failed = [
             f"{variant_prefix(g['variant'])}{g['protocol']}/{f['repetition']}/{f['fold']}: "
             f"{f['reason']}"
             for g in groups
             for f in g["aggregate"]["failed"]
         ]
+        return failed + [f"{s.folder}: {s.reason}" for s in self.summaries if s.status == CRASHED]
 
 
 def plan_run(spec: EvalSpec, progress: bool = False) -> Plan:
@@ -121,6 +123,8 @@ def evaluate(
     `report=False` leaves the report to the caller (the demo writes one for several calls).
     """
     launch = launch or Launch()
+    if spec.launcher in CLUSTERS:  # before anything is written: a request that can never run
+        check(replace(launch.slurm, folds_per_job=launch.jobs), CLUSTERS[spec.launcher])
     one_bar = launch.progress and spec.launcher == "local" and launch.jobs == 1
     planned = plan_run(spec, progress=one_bar)
     pending = planned.pending()
@@ -151,6 +155,9 @@ def launch_jobs(jobs: list, spec: EvalSpec, launch: Launch, echo: Echo) -> list[
         return run_pool(jobs, launch.jobs, progress=launch.progress, on_result=on_result)
     if spec.launcher == "local":
         return run_local(jobs, progress=launch.progress, on_result=on_result)
-    cluster = CLUSTERS[spec.launcher]
+    options = replace(launch.slurm, folds_per_job=launch.jobs)
     wait = waits(spec, launch)
-    return submit(jobs, spec.out, cluster, launch.slurm, wait=wait, progress=launch.progress)
+    summaries = submit(jobs, spec.out, CLUSTERS[spec.launcher], options, wait=wait, echo=echo)
+    for summary in summaries:
+        on_result(summary)
+    return summaries

@@ -36,6 +36,7 @@ class FoldResult:
     weights: dict | None = None  # the pretrained weights (weights.known.weights_record)
     checkpoint: str | None = None
     device: str | None = None
+    threads: int | None = None  # torch threads it trained with: its share of its allocation
     seconds: float | None = None
     started: str | None = None
     finished: str | None = None

@@ -1,0 +1,113 @@
+"""The same 2 `tiny` folds trained here (`--jobs 2`) and as two 1-CPU Slurm jobs, in one run.
+
+The cluster is the one-node cluster of scripts/slurm-cluster.sh (started and stopped here unless
+one is already up). Each round runs both launchers on fresh run folders, alternating which goes
+first; the figure compared is each fold's own training time (`seconds` of its result.json: set-up,
+epochs and test passes, without the job's queueing and Python start-up), summed over the two
+folds. Prints each round and the ratio Slurm / local of the medians (aim: within 1.2).
+
+    .venv/bin/python benchmarks/launcher_bench.py [--rounds 3] [--epochs 3] [--subjects 6]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import tempfile
+from pathlib import Path
+
+from fer3d_bench import splits as sp
+from fer3d_bench.dataset.build import BuildOptions, build_dataset
+from fer3d_bench.evaluation.cluster import SlurmOptions
+from fer3d_bench.evaluation.plan import EvalSpec
+from fer3d_bench.pipeline.evaluate import Launch, evaluate
+from fer3d_bench.render.options import RenderOptions
+from fer3d_bench.sample import SampleConfig, make_sample
+
+ROOT = Path(__file__).resolve().parents[1]
+CLUSTER = ROOT / "scripts" / "slurm-cluster.sh"
+
+
+def sample(base: Path, subjects: int) -> tuple[Path, Path]:
+    """A BU-3DFE sample at 64 px with its bu3dfe-legacy manifest: (merged.h5, manifests)."""
+    config = SampleConfig(
+        seed=5, bu3dfe_subjects=subjects, bosphorus_subjects=0, cald3r_subjects=0, mend3s_subjects=0
+    )
+    make_sample(base / "sample", config, workers=2, progress=False)
+    merged = base / "merged.h5"
+    build_dataset(
+        {"bu3dfe": base / "sample" / "bu3dfe"},
+        merged,
+        BuildOptions(render=RenderOptions(size=64)),
+        render_dir=base / "render",
+        progress=False,
+    )
+    protocol = sp.load_protocol("bu3dfe-legacy")
+    sp.write_manifest(sp.make_manifest(protocol, sp.items_from_h5(merged), "bench"), base / "m")
+    return merged, base / "m"
+
+
+def training_seconds(out: Path) -> float:
+    results = [json.loads(p.read_text()) for p in sorted(out.rglob("result.json"))]
+    assert len(results) == 2 and all(r["status"] == "ok" for r in results), out
+    return sum(r["seconds"] for r in results)
+
+
+def run(launcher: str, merged: Path, manifests: Path, out: Path, epochs: int) -> float:
+    spec = EvalSpec(
+        dataset=merged,
+        protocols=("bu3dfe-legacy",),
+        out=out,
+        manifests=manifests,
+        preset="tiny",
+        overrides={"epochs": epochs},
+        repetitions=1,
+        max_folds=2,
+        launcher=launcher,
+        device="cpu",
+    )
+    slurm = SlurmOptions(cpus_per_task=1, gpus_per_node=0, mem_gb=2, wait_timeout_min=30)
+    launch = Launch(jobs=2 if launcher == "local" else 1, wait=True, slurm=slurm, progress=False)
+    evaluate(spec, launch, echo=lambda line: None, report=False)
+    return training_seconds(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--subjects", type=int, default=6)
+    args = parser.parse_args()
+    started = subprocess.run(["bash", str(CLUSTER), "status"], capture_output=True).returncode
+    if started:
+        subprocess.run(["bash", str(CLUSTER), "start"], check=True)
+    os.environ["SLURM_CONF"] = str(ROOT / ".slurm" / "slurm.conf")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            base = Path(tmp)
+            merged, manifests = sample(base, args.subjects)
+            times: dict[str, list[float]] = {"local": [], "slurm": []}
+            for k in range(args.rounds):
+                order = ("local", "slurm") if k % 2 == 0 else ("slurm", "local")
+                for launcher in order:
+                    out = base / f"{launcher}-{k}"
+                    times[launcher].append(run(launcher, merged, manifests, out, args.epochs))
+                print(
+                    f"round {k + 1}: local --jobs 2 {times['local'][-1]:6.2f} s, "
+                    f"two 1-CPU Slurm jobs {times['slurm'][-1]:6.2f} s (training time, 2 folds)"
+                )
+            local, slurm = (statistics.median(times[n]) for n in ("local", "slurm"))
+            print(
+                f"median: local {local:.2f} s, slurm {slurm:.2f} s; "
+                f"slurm / local = {slurm / local:.2f} (aim: at most 1.2)"
+            )
+    finally:
+        if started:
+            subprocess.run(["bash", str(CLUSTER), "stop"], check=False)
+
+
+if __name__ == "__main__":
+    main()
