@@ -26,11 +26,11 @@ import click
 )
 @click.option(
     "--method",
-    type=click.Choice(["hirescam", "gradcam"]),
-    default="hirescam",
+    type=click.Choice(["gradcam", "hirescam"]),
+    default="gradcam",
     show_default=True,
-    help="hirescam: gradient x activation per cell (finds the toy's patch); gradcam: the "
-    "paper's Grad-CAM (averaged gradients; does not, for this network).",
+    help="gradcam: the paper's Grad-CAM (spatially averaged gradients); hirescam: gradient x "
+    "activation cell by cell. Behind the transformer head neither is reliable (README).",
 )
 def explain(run, fold, variant, dataset, per_class, out, method) -> None:
     """Class-activation heatmaps over RGB and depth for the first correctly classified test
@@ -38,6 +38,8 @@ def explain(run, fold, variant, dataset, per_class, out, method) -> None:
     tensors only)."""
     work = importlib.import_module("fer3d_bench.explain.run")
     done = work.explain(run, fold, variant, dataset, per_class, out, method)
+    if done.note:
+        click.echo(done.note)
     for name, count in done.short.items():
         click.echo(f"{name}: only {count} correctly classified test sample(s)")
     click.echo(f"{done.figure}\n{done.heatmaps}  ({len(done.samples)} samples)")

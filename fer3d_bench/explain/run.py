@@ -9,6 +9,7 @@ so the same run always explains the same samples.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -31,7 +32,12 @@ from fer3d_bench.train.data import FerTorchDataset, Normalisation  # noqa: E402
 from fer3d_bench.train.loop import read_checkpoint  # noqa: E402
 from fer3d_bench.train.model import FerNet  # noqa: E402
 
-NAMES = {"hirescam": "HiResCAM", "gradcam": "Grad-CAM"}
+NAMES = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM"}
+# printed by the command and put under the figure's title when the model has the transformer head
+TRANSFORMER_NOTE = (
+    "note: heatmaps behind the transformer head are weak evidence of where the model looks "
+    "(on a toy neither method reliably found the deciding patch through it; see the README)"
+)
 
 
 @dataclass
@@ -40,6 +46,7 @@ class Explained:
     heatmaps: Path
     samples: list[str]  # sample ids, class by class
     short: dict[str, int]  # class -> how many correct samples it had, where fewer than asked
+    note: str | None = None  # TRANSFORMER_NOTE for a transformer-head model
 
 
 def explain(
@@ -49,7 +56,7 @@ def explain(
     dataset: Path | None = None,
     per_class: int = 2,
     out: Path | None = None,
-    method: str = "hirescam",
+    method: str = "gradcam",
 ) -> Explained:
     """Heatmaps of one fold of `run_dir` (default: the first fold of its first protocol)."""
     run_dir = Path(run_dir)
@@ -86,8 +93,11 @@ def explain(
     name = f"{variant}_{fold.replace('/', '_')}_{method}"
     heatmaps = _save_maps(out / f"{name}.npz", chosen, targets, maps)
     title = f"{variant} / {fold}: {NAMES[method]} of the true (and predicted) class"
+    note = TRANSFORMER_NOTE if config.model.head == "transformer" else None
+    if note:
+        title += "\n" + textwrap.fill(note, 72)
     figure = draw(out / f"{name}.png", chosen, result, images, maps, title)
-    return Explained(figure, heatmaps, chosen, short)
+    return Explained(figure, heatmaps, chosen, short, note)
 
 
 def choose(predictions: dict, classes: list[str], per_class: int):
