@@ -3,6 +3,12 @@
 Augmentation is drawn from a generator seeded by (seed, epoch, sample index), so a sample gets
 the same transform whatever the worker count or the order it is read in; that keeps training
 deterministic on CPU and makes a resumed run identical to an uninterrupted one.
+
+Two ways to batch the same samples: a DataLoader over `FerTorchDataset` (read from the file,
+augmented on the CPU), or `ResidentDataset` + `ResidentBatches` (the fold read once into tensors
+on the training device, each batch taken from them by position and augmented there, for a GPU
+that trains several folds at once). Both give the same batches in the same order: the same
+shuffle, the same per-sample draws, the same transform.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from fer3d_bench.dataset import H5Dataset
+from fer3d_bench.errors import Fer3dError
 
 
 @dataclass(frozen=True)
@@ -150,6 +157,106 @@ def _augment(rgb, depth, config: AugmentConfig, generator: torch.Generator):
         w = min(size, max(1, round(np.sqrt(area / aspect))))
         top = int(torch.randint(0, size - h + 1, (), generator=generator))
         left = int(torch.randint(0, size - w + 1, (), generator=generator))
-        rgb = TF.erase(rgb, top, left, h, w, torch.tensor(0.0))
-        depth = TF.erase(depth, top, left, h, w, torch.tensor(0.0))
+        zero = torch.zeros((), device=rgb.device)
+        rgb = TF.erase(rgb, top, left, h, w, zero)
+        depth = TF.erase(depth, top, left, h, w, zero)
     return rgb, depth
+
+
+class ResidentDataset(FerTorchDataset):
+    """The same samples as `FerTorchDataset`, read once into tensors on `device`.
+
+    RGB stays uint8 and depth 16-bit as stored (depth is held as int16 bits: uint16 tensors
+    have too few kernels), so a fold of 648 pairs at 260 px takes about 220 MB. `batch` converts,
+    resizes, augments and normalises on that device exactly as `__getitem__` of the parent does
+    per sample: the same operations on tensors of the same layout, the augmentation sample by
+    sample through `_augment` with the same generators (their draws stay on the CPU).
+    """
+
+    def __init__(
+        self,
+        data: H5Dataset,
+        indices: np.ndarray,
+        normalisation: Normalisation,
+        size: int,
+        augment: AugmentConfig | None = None,
+        seed: int = 0,
+        label_map: np.ndarray | None = None,
+        device: torch.device | str = "cpu",
+    ):
+        super().__init__(data, indices, normalisation, size, augment, seed, label_map)
+        self.device = torch.device(device)
+        first = data[0]  # the file's image size
+        n = len(self.indices)
+        rgb = np.empty((n, *first.rgb.shape), np.uint8)
+        depth = np.empty((n, *first.depth.shape), np.uint16)
+        labels = np.empty(n, np.int64)
+        for k, index in enumerate(self.indices):
+            sample = data[int(index)]
+            rgb[k], depth[k], labels[k] = sample.rgb, sample.depth, sample.label
+        if label_map is not None:
+            labels = label_map[labels]
+        try:
+            self.rgb = torch.from_numpy(rgb).to(self.device)  # (N, S, S, 3) uint8, as stored
+            self.depth = torch.from_numpy(depth.view(np.int16)).to(self.device)  # (N, S, S)
+            self.labels = torch.from_numpy(labels).to(self.device)
+        except torch.cuda.OutOfMemoryError:
+            raise Fer3dError(
+                f"the {n} samples ({(rgb.nbytes + depth.nbytes) / 2**20:.0f} MiB) do not fit "
+                f"on {self.device}: train fewer folds at once there, or without resident data"
+            ) from None
+
+    def batch(self, positions) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(rgb (B,3,S,S), depth (B,1,S,S), labels (B,)) on the device, of these positions."""
+        positions = torch.as_tensor(positions, dtype=torch.int64)
+        at = positions.to(self.device)
+        # the parent's steps, on a batch: the same layouts (RGB channels-last, as permuted from
+        # the file's H,W,C), the same elementwise operations
+        rgb = self.rgb[at].permute(0, 3, 1, 2).float() / 255.0
+        depth = (self.depth[at].to(torch.int32) & 0xFFFF).float()[:, None] / 65535.0
+        if rgb.shape[-1] != self.size:
+            rgb = F.interpolate(rgb, size=self.size, mode="area")
+            depth = F.interpolate(depth, size=self.size, mode="nearest-exact")
+        if self.augment is not None:
+            pairs = [
+                _augment(rgb[j], depth[j], self.augment, self._generator(k))
+                for j, k in enumerate(positions.tolist())
+            ]
+            rgb = torch.stack([pair[0] for pair in pairs])
+            depth = torch.stack([pair[1] for pair in pairs])
+        rgb = TF.normalize(rgb, list(self.norm.rgb_mean), list(self.norm.rgb_std))
+        depth = (depth - self.norm.depth_mean) / self.norm.depth_std
+        return rgb, depth, self.labels[at]
+
+    def __getitem__(self, k: int):
+        rgb, depth, label = self.batch([k])
+        return rgb[0], depth[0], int(label[0])
+
+
+class ResidentBatches:
+    """The batches of a `ResidentDataset`, in the order a DataLoader over it would give them.
+
+    The order comes from a DataLoader over the positions themselves, built as the training
+    loop's is (same batch size, same shuffle generator, no generator when not shuffling), so the
+    permutation, and each draw it takes from the shuffle generator or torch's global generator,
+    are the DataLoader's own.
+    """
+
+    def __init__(self, dataset: ResidentDataset, batch_size: int, shuffle_seed: int | None):
+        self.dataset = dataset
+        generator = None
+        if shuffle_seed is not None:
+            generator = torch.Generator().manual_seed(shuffle_seed)
+        self.order = torch.utils.data.DataLoader(
+            range(len(dataset)),
+            batch_size=batch_size,
+            shuffle=shuffle_seed is not None,
+            generator=generator,
+        )
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __iter__(self):
+        for positions in self.order:
+            yield self.dataset.batch(positions)

@@ -13,6 +13,10 @@ build any other object is refused unread), its layout and signature are checked 
 it is used, and `metrics.jsonl` is rewritten from the checkpoint's history on resume, so an
 epoch logged just before a kill is not logged twice. One process trains in a folder at a time
 (its lock, `fer3d_bench.processes.folder_lock`).
+
+On a GPU the fold's samples are read once onto it and batched and augmented there
+(`train.data.ResidentDataset`), so that several folds trained at once keep it busy; elsewhere a
+DataLoader reads them from the file. Both give the same batches, so the same run either way.
 """
 
 from __future__ import annotations
@@ -37,7 +41,14 @@ from fer3d_bench.progress import progress as progress_bar
 from fer3d_bench.records.io import RecordDamaged, read_jsonl
 from fer3d_bench.records.result import renamed_history
 from fer3d_bench.train.config import TrainConfig
-from fer3d_bench.train.data import AugmentConfig, FerTorchDataset, Normalisation, fold_statistics
+from fer3d_bench.train.data import (
+    AugmentConfig,
+    FerTorchDataset,
+    Normalisation,
+    ResidentBatches,
+    ResidentDataset,
+    fold_statistics,
+)
 from fer3d_bench.train.losses import FerLoss, centers_optimizer, class_weights
 from fer3d_bench.train.model import FerNet, load_backbone_weights
 
@@ -84,7 +95,7 @@ class _Fit:
     config: TrainConfig
     device: torch.device
     layout: torch.memory_format
-    train_set: FerTorchDataset
+    train_set: FerTorchDataset  # or ResidentDataset, its subclass
     test_set: FerTorchDataset
     outputs: list[int]  # dataset class index of each classifier output
     norm: Normalisation
@@ -115,6 +126,7 @@ def train(
     stop_after: int | None = None,
     classes: Sequence[str] | None = None,
     exclude_flagged: bool = False,
+    resident: bool | None = None,
 ) -> TrainResult:
     """Train on `train_indices`, score `test_indices` after each epoch; resume from `out`.
 
@@ -123,7 +135,9 @@ def train(
     classifier's outputs: a six-class protocol gets a six-way classifier, so it can never
     predict a class the protocol leaves out. Predictions are dataset class indices either way.
     `exclude_flagged` leaves the training samples flagged low-quality by render-depth out (the
-    test samples stay the protocol's); their ids are returned in `left_out`.
+    test samples stay the protocol's); their ids are returned in `left_out`. `resident`: hold
+    the fold's samples on the device and augment there (None: on CUDA only); the history,
+    predictions and weights are the same either way.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -132,7 +146,8 @@ def train(
     checkpoint = out / CHECKPOINT
     with folder_lock(out), H5Dataset(data_path) as data:
         train_indices, left_out = _training_indices(data, train_indices, exclude_flagged)
-        fit = _setup(data, train_indices, test_indices, config, dev, classes)
+        resident = dev.type == "cuda" if resident is None else resident
+        fit = _setup(data, train_indices, test_indices, config, dev, classes, resident)
         if backbone_weights:
             report = load_backbone_weights(
                 fit.model, backbone_weights, trust_pickle, allow_architecture_mismatch
@@ -182,15 +197,17 @@ def _training_indices(data: H5Dataset, indices: np.ndarray, exclude_flagged: boo
     return indices[~flagged], left_out
 
 
-def _setup(data, train_indices, test_indices, config, dev, classes) -> _Fit:
-    """Datasets, model, loss, optimisers and schedule, freshly initialised from the seed."""
+def _setup(data, train_indices, test_indices, config, dev, classes, resident=False) -> _Fit:
+    """Datasets (resident on `dev` if asked), model, loss, optimisers and schedule, freshly
+    initialised from the seed."""
     names = list(data.classes) if classes is None else list(classes)
     outputs, label_map = _class_outputs(data, names, train_indices, test_indices)
     norm = fold_statistics(data, train_indices)
     size = config.model.input_size
     augment = AugmentConfig() if config.augment else None
-    train_set = FerTorchDataset(data, train_indices, norm, size, augment, config.seed, label_map)
-    test_set = FerTorchDataset(data, test_indices, norm, size, None, config.seed, label_map)
+    kind, where = (ResidentDataset, {"device": dev}) if resident else (FerTorchDataset, {})
+    train_set = kind(data, train_indices, norm, size, augment, config.seed, label_map, **where)
+    test_set = kind(data, test_indices, norm, size, None, config.seed, label_map, **where)
     model = FerNet(replace(config.model, num_classes=len(names)))
     # channels-last: faster on GPUs, slower on CPUs
     layout = torch.channels_last if dev.type == "cuda" else torch.contiguous_format
@@ -420,7 +437,7 @@ def predict(
         )
         guess = logits.float().argmax(1).cpu()
         vectors = embedding.float().cpu().numpy()
-        correct += int((guess == labels).sum())
+        correct += int((guess == labels.cpu()).sum())
         for j, value in enumerate(guess.tolist()):
             sample = fit.data.sample_ids[int(dataset.indices[offset + j])]
             predictions[sample] = fit.outputs[value]
@@ -430,6 +447,10 @@ def predict(
 
 
 def _loader(dataset, config: TrainConfig, shuffle_seed: int | None):
+    """The batches of `dataset` (shuffled by `shuffle_seed`): taken from a resident dataset on
+    its device, else read by a DataLoader (in the same order)."""
+    if isinstance(dataset, ResidentDataset):
+        return ResidentBatches(dataset, config.batch_size, shuffle_seed)
     generator = None
     if shuffle_seed is not None:
         generator = torch.Generator().manual_seed(shuffle_seed)
