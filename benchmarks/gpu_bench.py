@@ -36,7 +36,7 @@ from PIL import Image
 
 from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.dataset.build import _Entry, write_h5
-from fer3d_bench.processes import exit_with_parent
+from fer3d_bench.processes import allocated_cpus, exit_with_parent
 from fer3d_bench.sources import SampleRecord
 from fer3d_bench.taxonomy import CLASSES
 from fer3d_bench.train import loop
@@ -97,7 +97,7 @@ def measure(h5, runs: Path, config, device, pairs, concurrency) -> dict:
     """Timings of `concurrency` folds trained at once, each in its own folder under `runs`."""
     context = multiprocessing.get_context("spawn")
     barrier, results = context.Barrier(concurrency), context.Queue()
-    threads = max(1, (os.cpu_count() or 1) // concurrency)
+    threads = max(1, allocated_cpus() // concurrency)  # as evaluate's pool shares them
     workers = [
         context.Process(
             target=fold_worker,

@@ -8,20 +8,30 @@
 #   scripts/slurm-cluster.sh stop [DIR]    stop every daemon that `start` started, by pid
 #   scripts/slurm-cluster.sh status [DIR]  exit 0 if the cluster answers
 #
-# DIR defaults to .slurm in the repository. The node is this machine (`hostname -s`) at
+# DIR defaults to a folder of its own under /tmp, linked from .slurm in the repository (where the
+# tests look): munged and MariaDB run as their own users, and must be able to reach it through
+# every folder above it, which a checkout in a private folder would not allow. The node is this machine (`hostname -s`) at
 # 127.0.0.1 with all its CPUs, 90 % of its memory and one fake GPU (gres.conf, File=/dev/null),
 # so that GPU requests can be tested on a machine without one. Ports: FER3D_SLURM_PORT (default
 # 6817) for slurmctld, the next two for slurmd and slurmdbd, the one after for MariaDB.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command=${1:-start}
-dir=$(realpath -m "${2:-.slurm}")
+if [ -n "${2:-}" ]; then
+  dir=$(realpath -m "$2")
+else
+  dir="/tmp/fer3d-slurm-$(id -u)-$(pwd -P | sha256sum | cut -c1-8)"
+  [ "$command" = start ] && ln -sfn "$dir" .slurm
+fi
 port=${FER3D_SLURM_PORT:-6817}
 packages=(slurmctld slurmd slurm-client slurmdbd munge mariadb-server)
 sudo=""
 [ "$(id -u)" -ne 0 ] && sudo=sudo
 
-answers() { SLURM_CONF="$dir/slurm.conf" timeout 5 sinfo -h >/dev/null 2>&1; }
+answers() {  # slurmctld runs (by its pid file) and answers
+  [ -f "$dir/run/slurmctld.pid" ] && kill -0 "$(cat "$dir/run/slurmctld.pid")" 2>/dev/null \
+    && SLURM_CONF="$dir/slurm.conf" timeout 5 sinfo -h >/dev/null 2>&1
+}
 
 stop_pid() {  # stop_pid NAME PIDFILE: TERM, wait up to 10 s, then KILL
   local pid
@@ -74,6 +84,7 @@ configure() {
   cpus=$(nproc --all)
   mem=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
   mkdir -p "$dir"/{run,log,spool,state,munge,db}
+  [ "$(stat -c %U "$dir")" = "$(id -un)" ] || { echo "slurm-cluster: $dir is not ours" >&2; return 1; }
   # MariaDB's user must traverse to its data folder; munged's must own its socket folder
   chmod 755 "$dir"
   $sudo chown mysql:mysql "$dir/db"

@@ -10,6 +10,8 @@ if bash scripts/slurm-cluster.sh status >/dev/null 2>&1; then
   echo "test: using the Slurm cluster already running in .slurm"
 elif bash scripts/slurm-cluster.sh start; then
   trap 'bash scripts/slurm-cluster.sh stop' EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM  # so that the EXIT trap runs when CI stops us
 else
   echo "test: no Slurm cluster could be started: the tests marked slurm are skipped" >&2
 fi

@@ -15,13 +15,15 @@ Nothing waits in silence:
   named with its accounting state and its log, and its folds are reported as crashed;
 - after `wait_timeout_min` the wait ends with the jobs still queued, saying so.
 
-Job ids go to `<run>/submitit/jobs.json`, so a later `fer3d-bench report` (or a person) can find
-the logs of each fold.
+Job ids go to `<run>/submitit/jobs.json`, so a person can find the logs of each fold, and a later
+call on the same run folder waits for the folds still queued or running there instead of
+submitting them again (`evaluate --wait` after `--no-wait`, or after `--wait-timeout`).
 """
 
 from __future__ import annotations
 
 import collections
+import json
 import re
 import subprocess
 import time
@@ -38,9 +40,11 @@ from fer3d_bench.evaluation.folder import existing_result
 from fer3d_bench.evaluation.job import CRASHED, FoldSummary, run_fold, summary_of
 from fer3d_bench.evaluation.plan import FoldJob
 from fer3d_bench.evaluation.pool import run_pool
-from fer3d_bench.records.io import write_json
+from fer3d_bench.records.io import RecordDamaged, SchemaMismatch, write_json
 
 CLUSTERS = {"slurm": "slurm", "submitit-local": "local"}  # launcher -> submitit cluster
+JOBS_SCHEMA = "fer3d-bench/jobs/1"
+JOB_ID = re.compile(r"\d+(_\d+)?")
 # submitit asks Slurm for its USR2 signal 90 s before the time limit and installs the handler
 # only once the job's Python has started and unpickled the job (it imports torch); with a limit
 # of 2 minutes the signal was seen to arrive first. 5 minutes leaves the job 3.5 before it.
@@ -127,9 +131,30 @@ def submit(
     if not jobs:
         return []
     folder = Path(run_dir) / "submitit"
+    name = f"fer3d-{Path(run_dir).name}"
+    records = _records(folder)
+    pairs, jobs = _still_queued(records, jobs, folder, name) if cluster == "slurm" else ([], jobs)
+    if pairs:
+        echo(
+            f"{sum(len(g) for _, g in pairs)} fold(s) already queued or running as job(s) "
+            f"{', '.join(s.job_id for s, _ in pairs)} of an earlier call: not submitted again"
+        )
+    if jobs:
+        new = _submit(jobs, folder, name, cluster, options)
+        pairs += new
+        records += [{"job_id": s.job_id, "folders": [j.folder for j in g]} for s, g in new]
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / "jobs.json", {"schema": JOBS_SCHEMA, "jobs": records})
+    if not wait:
+        return []
+    return sorted(_collect(pairs, cluster, options, echo), key=lambda s: s.folder)
+
+
+def _submit(jobs: list[FoldJob], folder: Path, name: str, cluster: str, options: SlurmOptions):
+    """(submitit job, its folds) of each task of a new job array."""
     executor = submitit.AutoExecutor(folder=folder / "%j", cluster=cluster)
     parameters = {
-        "name": f"fer3d-{Path(run_dir).name}",
+        "name": name,
         "timeout_min": options.timeout_min,
         "cpus_per_task": options.cpus_per_task,
         "mem_gb": options.mem_gb,
@@ -149,15 +174,51 @@ def submit(
     except (FailedJobError, subprocess.CalledProcessError) as exc:
         lines = [line for line in str(exc).splitlines() if "error" in line.lower()]
         raise Fer3dError(f"sbatch refused the jobs: {(lines or [str(exc)])[-1].strip()}") from None
-    pairs = list(zip(submitted, groups, strict=True))
-    folder.mkdir(parents=True, exist_ok=True)
-    write_json(
-        folder / "jobs.json",
-        [{"job_id": s.job_id, "folders": [j.folder for j in g]} for s, g in pairs],
-    )
-    if not wait:
+    return list(zip(submitted, groups, strict=True))
+
+
+def _records(folder: Path) -> list[dict]:
+    """The jobs earlier calls submitted for this run folder (jobs.json), well-formed ones only.
+
+    0.11 and earlier wrote a bare list of {"job_id", "folder"}; it is read as one fold a job.
+    """
+    path = folder / "jobs.json"
+    if not path.exists():
         return []
-    return sorted(_collect(pairs, cluster, options, echo), key=lambda s: s.folder)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise RecordDamaged(path, f"unreadable or truncated JSON ({error})") from None
+    if isinstance(data, list):
+        data = {"schema": JOBS_SCHEMA, "jobs": [{**r, "folders": [r.get("folder")]} for r in data]}
+    if not isinstance(data, dict) or data.get("schema") != JOBS_SCHEMA:
+        raise SchemaMismatch(path, f"expected a job list of schema {JOBS_SCHEMA!r}")
+    return [
+        {"job_id": r["job_id"], "folders": [str(f) for f in r["folders"]]}
+        for r in data.get("jobs", [])
+        if isinstance(r, dict)
+        and JOB_ID.fullmatch(str(r.get("job_id", "")))
+        and isinstance(r.get("folders"), list)
+    ]
+
+
+def _still_queued(records: list[dict], jobs: list[FoldJob], folder: Path, name: str):
+    """([(job, folds)] of earlier jobs of this run still queued or running, the other jobs).
+
+    A job counts only if the queue knows it by this run's job name, so a job id in a jobs.json
+    copied from elsewhere cannot make us wait for (or cancel) someone else's job.
+    """
+    by_folder = {job.folder: job for job in jobs}
+    queued = slurm.queue(sorted({r["job_id"].split("_")[0] for r in records}))
+    pairs = []
+    for record in records:
+        job = queued.get(record["job_id"])
+        if job is None or job.state in slurm.ENDED or job.name != name:
+            continue
+        group = [by_folder.pop(f) for f in record["folders"] if f in by_folder]
+        if group:
+            pairs.append((submitit.SlurmJob(folder=folder / "%j", job_id=job.job_id), group))
+    return pairs, [job for job in jobs if job.folder in by_folder]
 
 
 def _collect(pairs, cluster: str, options: SlurmOptions, echo: Echo) -> list[FoldSummary]:

@@ -59,6 +59,7 @@ class QueuedJob:
     job_id: str
     state: str
     reason: str
+    name: str = ""
 
 
 def run(command: list[str], timeout: float = 30) -> str:
@@ -147,7 +148,7 @@ def queue(array_ids: list[str]) -> dict[str, QueuedJob]:
     """Job id -> its state and reason, for the elements of these arrays still known to Slurm."""
     if not array_ids:
         return {}
-    command = ["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T|%r"]
+    command = ["squeue", "--noheader", "--array", "--states=all", "--format=%i|%T|%r|%j"]
     try:
         out = run(command + [f"--jobs={','.join(array_ids)}"])
     except SlurmError as exc:
@@ -156,8 +157,8 @@ def queue(array_ids: list[str]) -> dict[str, QueuedJob]:
         raise
     jobs = {}
     for line in out.splitlines():
-        job_id, state, reason = line.strip().split("|")
-        jobs[job_id] = QueuedJob(job_id, state, reason)
+        job_id, state, reason, name = line.strip().split("|", 3)
+        jobs[job_id] = QueuedJob(job_id, state, reason, name)
     return jobs
 
 

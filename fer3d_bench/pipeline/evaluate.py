@@ -133,7 +133,7 @@ def evaluate(
     summaries = launch_jobs(pending, spec, launch, echo)
     if not waits(spec, launch):
         echo(
-            f"submitted {len(pending)} jobs (ids in {spec.out}/submitit/jobs.json); when they "
+            f"{len(pending)} fold jobs queued (ids in {spec.out}/submitit/jobs.json); when they "
             f"have finished: fer3d-bench report {spec.out}"
         )
         return Evaluation(planned, summaries, None)

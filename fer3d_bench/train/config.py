@@ -76,7 +76,7 @@ class TrainConfig:
     weight_decay: float = 0.01
     augment: bool = True
     seed: int = 0
-    workers: int = 0
+    workers: int = 0  # DataLoader workers; at most the torch threads of the job, less one
     amp: bool = True  # CUDA only: bf16 where supported, else fp16 with a grad scaler
 
     def as_dict(self) -> dict:

@@ -459,7 +459,7 @@ def _loader(dataset, config: TrainConfig, shuffle_seed: int | None):
         batch_size=config.batch_size,
         shuffle=shuffle_seed is not None,
         generator=generator,
-        num_workers=config.workers,
+        num_workers=min(config.workers, torch.get_num_threads() - 1),  # within the allocation
         persistent_workers=False,
     )
 

@@ -64,7 +64,7 @@ def test_slurm_jobs_train_their_folds_with_their_allocations_threads_and_report(
     for record in results.values():
         assert record["status"] == "ok"
         assert record["threads"] == 1  # SLURM_CPUS_PER_TASK, not the node's 2 cores
-    jobs = json.loads((out / "submitit" / "jobs.json").read_text())
+    jobs = json.loads((out / "submitit" / "jobs.json").read_text())["jobs"]
     assert [j["folders"] for j in jobs] == [["bu3dfe-legacy/0/0"], ["bu3dfe-legacy/0/1"]]
     for job in jobs:
         assert _sacct(job["job_id"]) == "COMPLETED"  # accounting knows them
@@ -81,7 +81,7 @@ def test_one_job_trains_several_folds_at_once_sharing_its_cpus(on_slurm, small, 
     args[args.index("--epochs") + 1] = "8"  # seconds long: result.json times are to the second
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
-    jobs = json.loads((out / "submitit" / "jobs.json").read_text())
+    jobs = json.loads((out / "submitit" / "jobs.json").read_text())["jobs"]
     assert [j["folders"] for j in jobs] == [["bu3dfe-legacy/0/0", "bu3dfe-legacy/0/1"]]
     results = _results(out)
     assert [r["status"] for r in results.values()] == ["ok", "ok"]
@@ -177,29 +177,39 @@ def test_a_job_pending_for_a_reason_that_never_ends_is_cancelled_and_named(
     assert result.exit_code == 1, result.output
     assert "can never start: Slurm says PartitionConfig" in result.output
     assert time.monotonic() - started < 60
-    job = json.loads((out / "submitit" / "jobs.json").read_text())[0]["job_id"]
+    job = json.loads((out / "submitit" / "jobs.json").read_text())["jobs"][0]["job_id"]
     assert _sacct(job).startswith("CANCELLED")
 
 
-def test_the_wait_times_out_saying_what_is_still_pending(on_slurm, small, tmp_path):
+def test_the_wait_times_out_saying_what_is_pending_and_a_later_call_waits_for_the_same_jobs(
+    on_slurm, small, tmp_path
+):
     blocker = subprocess.run(  # both of the node's CPUs, for longer than the test waits
         ["sbatch", "--parsable", "-c", "2", "-o", "/dev/null", "--wrap", "sleep 300"],
         capture_output=True,
         text=True,
         check=True,
     ).stdout.strip()
+    out = tmp_path / "slurm-timeout"
+    args = _args(small, out, "--max-folds", "2", *SMALL_JOB)
     try:
-        out = tmp_path / "slurm-timeout"
-        args = _args(small, out, "--max-folds", "1", *SMALL_JOB)
         args[args.index("--wait-timeout") + 1] = "0.1"  # 6 s
         started = time.monotonic()
         result = CliRunner().invoke(main, args)
         assert result.exit_code == 1, result.output
-        assert "pending (Resources)" in result.output  # Slurm's reason, while it waited
+        assert "2 pending (Resources)" in result.output  # Slurm's reason, while it waited
         assert "stopped waiting after 0.1 min (--wait-timeout)" in result.output
         assert time.monotonic() - started < 60
     finally:
         subprocess.run(["scancel", blocker], check=False)
+    args[args.index("--wait-timeout") + 1] = "5"
+    again = CliRunner().invoke(main, args)  # the node is free now: the same jobs run
+    assert again.exit_code == 0, again.output
+    assert "2 fold(s) already queued or running as job(s)" in again.output
+    assert "not submitted again" in again.output
+    jobs = json.loads((out / "submitit" / "jobs.json").read_text())["jobs"]
+    assert len(jobs) == 2  # the first call's two, and no others
+    assert [r["status"] for r in _results(out).values()] == ["ok", "ok"]
 
 
 def test_a_slurm_time_too_short_for_the_timeout_signal_is_refused(small, tmp_path):
