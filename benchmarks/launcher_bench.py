@@ -1,12 +1,15 @@
 """The same 2 `tiny` folds trained here (`--jobs 2`) and as two 1-CPU Slurm jobs, in one run.
 
+A third arm runs the two Slurm jobs as 0.11 did, each with as many torch threads as the node has
+cores instead of its allocation's one, to show what setting them is worth.
+
 The cluster is the one-node cluster of scripts/slurm-cluster.sh (started and stopped here unless
 one is already up). Each round runs both launchers on fresh run folders, alternating which goes
 first; the figure compared is each fold's own training time (`seconds` of its result.json: set-up,
 epochs and test passes, without the job's queueing and Python start-up), summed over the two
-folds. Prints each round and the ratio Slurm / local of the medians (aim: within 1.2).
+folds. Prints each round and the ratios Slurm / local of the medians (aim: within 1.2).
 
-    .venv/bin/python benchmarks/launcher_bench.py [--rounds 3] [--epochs 3] [--subjects 6]
+    .venv/bin/python benchmarks/launcher_bench.py [--rounds 5] [--epochs 5] [--subjects 6]
 """
 
 from __future__ import annotations
@@ -21,9 +24,9 @@ from pathlib import Path
 
 from fer3d_bench import splits as sp
 from fer3d_bench.dataset.build import BuildOptions, build_dataset
-from fer3d_bench.evaluation.cluster import SlurmOptions
+from fer3d_bench.evaluation.cluster import SlurmOptions, submit
 from fer3d_bench.evaluation.plan import EvalSpec
-from fer3d_bench.pipeline.evaluate import Launch, evaluate
+from fer3d_bench.pipeline.evaluate import Launch, evaluate, plan_run
 from fer3d_bench.render.options import RenderOptions
 from fer3d_bench.sample import SampleConfig, make_sample
 
@@ -56,7 +59,8 @@ def training_seconds(out: Path) -> float:
     return sum(r["seconds"] for r in results)
 
 
-def run(launcher: str, merged: Path, manifests: Path, out: Path, epochs: int) -> float:
+def run(arm: str, merged: Path, manifests: Path, out: Path, epochs: int) -> float:
+    launcher = "local" if arm == "local" else "slurm"
     spec = EvalSpec(
         dataset=merged,
         protocols=("bu3dfe-legacy",),
@@ -71,14 +75,20 @@ def run(launcher: str, merged: Path, manifests: Path, out: Path, epochs: int) ->
     )
     slurm = SlurmOptions(cpus_per_task=1, gpus_per_node=0, mem_gb=2, wait_timeout_min=30)
     launch = Launch(jobs=2 if launcher == "local" else 1, wait=True, slurm=slurm, progress=False)
-    evaluate(spec, launch, echo=lambda line: None, report=False)
+    if arm == "unpinned":  # 0.11: no thread count set, so torch's default, the node's cores
+        jobs = plan_run(spec).pending()
+        for job in jobs:
+            job.threads = os.cpu_count()
+        submit(jobs, out, "slurm", slurm, wait=True, echo=lambda line: None)
+    else:
+        evaluate(spec, launch, echo=lambda line: None, report=False)
     return training_seconds(out)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--subjects", type=int, default=6)
     args = parser.parse_args()
     started = subprocess.run(["bash", str(CLUSTER), "status"], capture_output=True).returncode
@@ -89,20 +99,23 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             base = Path(tmp)
             merged, manifests = sample(base, args.subjects)
-            times: dict[str, list[float]] = {"local": [], "slurm": []}
+            arms = ("local", "slurm", "unpinned")
+            times: dict[str, list[float]] = {arm: [] for arm in arms}
             for k in range(args.rounds):
-                order = ("local", "slurm") if k % 2 == 0 else ("slurm", "local")
-                for launcher in order:
-                    out = base / f"{launcher}-{k}"
-                    times[launcher].append(run(launcher, merged, manifests, out, args.epochs))
+                for arm in arms[k % 3 :] + arms[: k % 3]:  # each arm first in turn
+                    out = base / f"{arm}-{k}"
+                    times[arm].append(run(arm, merged, manifests, out, args.epochs))
                 print(
                     f"round {k + 1}: local --jobs 2 {times['local'][-1]:6.2f} s, "
-                    f"two 1-CPU Slurm jobs {times['slurm'][-1]:6.2f} s (training time, 2 folds)"
+                    f"two 1-CPU Slurm jobs {times['slurm'][-1]:6.2f} s, the same with the "
+                    f"node's {os.cpu_count()} threads each {times['unpinned'][-1]:6.2f} s "
+                    "(training time, 2 folds)"
                 )
-            local, slurm = (statistics.median(times[n]) for n in ("local", "slurm"))
+            local, slurm, unpinned = (statistics.median(times[arm]) for arm in arms)
             print(
-                f"median: local {local:.2f} s, slurm {slurm:.2f} s; "
-                f"slurm / local = {slurm / local:.2f} (aim: at most 1.2)"
+                f"median: local {local:.2f} s, slurm {slurm:.2f} s, unpinned {unpinned:.2f} s; "
+                f"slurm / local = {slurm / local:.2f} (aim: at most 1.2), "
+                f"unpinned / local = {unpinned / local:.2f}"
             )
     finally:
         if started:
