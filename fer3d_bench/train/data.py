@@ -173,18 +173,9 @@ class ResidentDataset(FerTorchDataset):
     sample through `_augment` with the same generators (their draws stay on the CPU).
     """
 
-    def __init__(
-        self,
-        data: H5Dataset,
-        indices: np.ndarray,
-        normalisation: Normalisation,
-        size: int,
-        augment: AugmentConfig | None = None,
-        seed: int = 0,
-        label_map: np.ndarray | None = None,
-        device: torch.device | str = "cpu",
-    ):
-        super().__init__(data, indices, normalisation, size, augment, seed, label_map)
+    def __init__(self, data: H5Dataset, *args, device: torch.device | str = "cpu", **kwargs):
+        """The parent's arguments, and the device to hold the samples on."""
+        super().__init__(data, *args, **kwargs)
         self.device = torch.device(device)
         first = data[0]  # the file's image size
         n = len(self.indices)
@@ -194,8 +185,8 @@ class ResidentDataset(FerTorchDataset):
         for k, index in enumerate(self.indices):
             sample = data[int(index)]
             rgb[k], depth[k], labels[k] = sample.rgb, sample.depth, sample.label
-        if label_map is not None:
-            labels = label_map[labels]
+        if self.label_map is not None:
+            labels = self.label_map[labels]
         try:
             self.rgb = torch.from_numpy(rgb).to(self.device)  # (N, S, S, 3) uint8, as stored
             self.depth = torch.from_numpy(depth.view(np.int16)).to(self.device)  # (N, S, S)
