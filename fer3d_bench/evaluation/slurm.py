@@ -108,11 +108,15 @@ def nodes(partition: str | None) -> list[Node]:
     lines = run(command + ([f"--partition={partition}"] if partition else [])).splitlines()
     found = []
     for line in lines:
-        name, cpus, memory, gres, limit, part = line.strip().split("|")
-        if partition is None and not part.endswith("*"):  # `*` marks the default partition
-            continue
-        memory = re.sub(r"\D.*", "", memory)  # "21694" or "21694+" for a mixed group
-        found.append(Node(name, int(cpus.rstrip("+")), int(memory), gpus(gres), minutes(limit)))
+        try:
+            name, cpus, memory, gres, limit, part = line.strip().split("|")
+            if partition is None and not part.endswith("*"):  # `*` marks the default partition
+                continue
+            memory = re.sub(r"\D.*", "", memory)  # "21694" or "21694+" for a mixed group
+            node = Node(name, int(cpus.rstrip("+")), int(memory), gpus(gres), minutes(limit))
+        except ValueError:
+            raise SlurmError(f"cannot read this line of `sinfo`: {line.strip()!r}") from None
+        found.append(node)
     if not found:
         where = f"partition {partition!r}" if partition else "the default partition"
         raise SlurmError(f"sinfo lists no node in {where}")
@@ -157,8 +161,10 @@ def queue(array_ids: list[str]) -> dict[str, QueuedJob]:
         raise
     jobs = {}
     for line in out.splitlines():
-        job_id, state, reason, name = line.strip().split("|", 3)
-        jobs[job_id] = QueuedJob(job_id, state, reason, name)
+        fields = line.strip().split("|", 3)
+        if len(fields) != 4:
+            raise SlurmError(f"cannot read this line of `squeue`: {line.strip()!r}")
+        jobs[fields[0]] = QueuedJob(*fields)
     return jobs
 
 
@@ -191,8 +197,8 @@ def accounting(job_id: str) -> str | None:
     lines = [line for line in out.splitlines() if line.strip()]
     if not lines:
         return None
-    state, code = lines[-1].split("|")
-    return f"{state.split()[0]}, exit code {code}"
+    state, _, code = lines[-1].partition("|")
+    return f"{state.split()[0] if state.split() else 'UNKNOWN'}, exit code {code or '?'}"
 
 
 def cancel(array_ids: list[str]) -> None:

@@ -78,7 +78,7 @@ def test_one_job_trains_several_folds_at_once_sharing_its_cpus(on_slurm, small, 
     out = tmp_path / "slurm-packed"
     extra = ["--max-folds", "2", "--jobs", "2", "--slurm-cpus", "2", "--slurm-gpus", "0"]
     args = [*_args(small, out, *extra), "--slurm-mem-gb", "2"]
-    args[args.index("--epochs") + 1] = "8"  # seconds long: result.json times are to the second
+    args[args.index("--epochs") + 1] = "20"  # seconds long: result.json times are to the second
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     jobs = json.loads((out / "submitit" / "jobs.json").read_text())["jobs"]
