@@ -23,10 +23,11 @@ import torch
 
 from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.dataset.build import BuildOptions, build_dataset
+from fer3d_bench.dataset.statistics import fold_statistics
 from fer3d_bench.render.options import RenderOptions
 from fer3d_bench.sample import SampleConfig, make_sample
 from fer3d_bench.train.config import PRESETS
-from fer3d_bench.train.data import AugmentConfig, FerTorchDataset, fold_statistics
+from fer3d_bench.train.data import AugmentConfig, FerTorchDataset
 from fer3d_bench.train.loop import pick_device
 from fer3d_bench.train.losses import FerLoss, centers_optimizer, class_weights
 from fer3d_bench.train.model import FerNet

@@ -30,6 +30,7 @@ NEVER = {
     "explain": ("evaluation", "pipeline", "cli", "report"),
     "pipeline": ("cli",),
     "tune": ("report", "pipeline", "cli"),
+    "folds": ("report", "pipeline", "cli", "tune", "explain", "experiments"),
 }
 
 
@@ -116,6 +117,9 @@ def test_no_function_local_imports_but_the_renderers_ordered_ones():
     "module",
     [
         "fer3d_bench.evaluation.plan",
+        "fer3d_bench.evaluation.slurm",
+        "fer3d_bench.folds",
+        "fer3d_bench.dataset.statistics",
         "fer3d_bench.report",
         "fer3d_bench.records.run",
         "fer3d_bench.train.config",

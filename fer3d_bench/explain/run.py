@@ -21,6 +21,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from fer3d_bench.dataset import H5Dataset  # noqa: E402
+from fer3d_bench.dataset.statistics import Normalisation
 from fer3d_bench.errors import Fer3dError  # noqa: E402
 from fer3d_bench.explain.gradcam import grad_cam  # noqa: E402
 from fer3d_bench.io import atomic_path, inside  # noqa: E402
@@ -28,7 +29,7 @@ from fer3d_bench.plots import save_figure  # noqa: E402
 from fer3d_bench.records.result import read_result  # noqa: E402
 from fer3d_bench.records.run import read_run_info  # noqa: E402
 from fer3d_bench.train.config import FULL, config_from_dict  # noqa: E402
-from fer3d_bench.train.data import FerTorchDataset, Normalisation  # noqa: E402
+from fer3d_bench.train.data import FerTorchDataset  # noqa: E402
 from fer3d_bench.train.loop import read_checkpoint  # noqa: E402
 from fer3d_bench.train.model import FerNet  # noqa: E402
 

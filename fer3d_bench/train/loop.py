@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from fer3d_bench.dataset import H5Dataset
+from fer3d_bench.dataset.statistics import Normalisation, fold_statistics
 from fer3d_bench.errors import Fer3dError
 from fer3d_bench.io import atomic_path, inside
 from fer3d_bench.processes import folder_lock
@@ -41,14 +42,7 @@ from fer3d_bench.progress import progress as progress_bar
 from fer3d_bench.records.io import RecordDamaged, read_jsonl
 from fer3d_bench.records.result import renamed_history
 from fer3d_bench.train.config import TrainConfig
-from fer3d_bench.train.data import (
-    AugmentConfig,
-    FerTorchDataset,
-    Normalisation,
-    ResidentBatches,
-    ResidentDataset,
-    fold_statistics,
-)
+from fer3d_bench.train.data import AugmentConfig, FerTorchDataset, ResidentBatches, ResidentDataset
 from fer3d_bench.train.losses import FerLoss, centers_optimizer, class_weights
 from fer3d_bench.train.model import FerNet, load_backbone_weights
 
@@ -201,7 +195,7 @@ def _setup(data, train_indices, test_indices, config, dev, classes, resident=Fal
     """Datasets (resident on `dev` if asked), model, loss, optimisers and schedule, freshly
     initialised from the seed."""
     names = list(data.classes) if classes is None else list(classes)
-    outputs, label_map = _class_outputs(data, names, train_indices, test_indices)
+    outputs, label_map = class_outputs(data, names, train_indices, test_indices)
     norm = fold_statistics(data, train_indices)
     size = config.model.input_size
     augment = AugmentConfig() if config.augment else None
@@ -403,7 +397,7 @@ def one_cycle(optimizer, max_lrs: list[float], steps: int, config: TrainConfig):
     return scheduler
 
 
-def _class_outputs(data: H5Dataset, names: list[str], *index_sets) -> tuple[list[int], np.ndarray]:
+def class_outputs(data: H5Dataset, names: list[str], *index_sets) -> tuple[list[int], np.ndarray]:
     """(dataset class index of each output, dataset label -> output index or -1)."""
     unknown = [n for n in names if n not in data.classes]
     if unknown or len(set(names)) != len(names):

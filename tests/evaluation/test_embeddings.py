@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from fer3d_bench.dataset import H5Dataset
+from fer3d_bench.dataset.statistics import Normalisation
 from fer3d_bench.evaluation.local import run_local
 from fer3d_bench.evaluation.plan import EvalSpec
 from fer3d_bench.evaluation.plan import plan as make_plan
@@ -18,7 +19,7 @@ from fer3d_bench.records.result import read_result
 from fer3d_bench.report import write_report
 from fer3d_bench.train import loop
 from fer3d_bench.train.config import PRESETS, config_from_dict, with_overrides
-from fer3d_bench.train.data import FerTorchDataset, Normalisation
+from fer3d_bench.train.data import FerTorchDataset
 from fer3d_bench.train.model import FerNet
 
 FOLDS = ["bu3dfe-legacy/0/0", "bu3dfe-legacy/0/1"]

@@ -6,16 +6,11 @@ import pytest
 import torch
 
 from fer3d_bench.dataset import H5Dataset
+from fer3d_bench.dataset.statistics import fold_statistics
 from fer3d_bench.errors import Fer3dError
 from fer3d_bench.train import loop
 from fer3d_bench.train.config import PRESETS, with_overrides
-from fer3d_bench.train.data import (
-    AugmentConfig,
-    FerTorchDataset,
-    ResidentBatches,
-    ResidentDataset,
-    fold_statistics,
-)
+from fer3d_bench.train.data import AugmentConfig, FerTorchDataset, ResidentBatches, ResidentDataset
 
 # augmentation on (the tiny preset turns it off), two batches per accumulation window, and a
 # last batch shorter than the others (20 training samples, batches of 6)

@@ -11,11 +11,12 @@ from fer3d_bench import splits as sp
 from fer3d_bench.cli import main
 from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.dataset.build import BuildOptions, build_dataset
+from fer3d_bench.dataset.statistics import fold_statistics
 from fer3d_bench.errors import Fer3dError
 from fer3d_bench.render.options import RenderOptions
 from fer3d_bench.sample import SampleConfig, make_sample
 from fer3d_bench.train.config import PRESETS, with_overrides
-from fer3d_bench.train.data import AugmentConfig, FerTorchDataset, fold_statistics
+from fer3d_bench.train.data import AugmentConfig, FerTorchDataset
 from fer3d_bench.train.loop import train
 
 LEARN = SampleConfig(
