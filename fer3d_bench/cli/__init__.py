@@ -28,6 +28,7 @@ COMMANDS = {  # name -> "module:command", in the order of the flow
     "reproduce": "fer3d_bench.cli.evaluation:reproduce",
     "tune": "fer3d_bench.cli.tune:tune",
     "report": "fer3d_bench.cli.report:report",
+    "score": "fer3d_bench.cli.report:score",
     "explain": "fer3d_bench.cli.explain:explain",
     "demo": "fer3d_bench.cli.evaluation:demo",
 }

@@ -16,7 +16,7 @@ from fer3d_bench.records.io import SchemaMismatch, read_json, write_json
 RUN_SCHEMA = "fer3d-bench/run/1"
 KINDS = ("kfold", "holdout", "cross")
 _REQUIRED = ("version", "kind", "repetitions_total", "folds_total", "repetitions_run")
-_ONLY_IF_SET = ("weights", "reference", "config_file", "experiment")
+_ONLY_IF_SET = ("weights", "reference", "config_file", "experiment", "submission")
 
 
 @dataclass
@@ -80,6 +80,9 @@ class RunInfo:
     # "tuned" (its study, trial and the fold whose training subjects it was tuned on)
     config_file: dict | None = None
     experiment: dict | None = None  # what `reproduce` ran: name, version, title, table, train
+    # predictions scored by `fer3d-bench score`: the submitter's model, url and description as
+    # given, and the file's name and sha256; None for a run fer3d-bench trained
+    submission: dict | None = None
     backbone_weights: dict | None = None  # {"file", "sha256"}: part of every job's identity
     # what the weights are (weights.known.weights_record); None before 0.10
     weights: dict | None = None

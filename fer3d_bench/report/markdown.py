@@ -16,7 +16,7 @@ def format_markdown(report: Report) -> str:
     info = report.run
     sections = [
         f"# fer3d-bench report: {info.name}",
-        _run_line(info),
+        _submission_section(info) if info.submission else _run_line(info),
         _tuned_line(info),
         "## Results\n\n" + format_tables(report).rstrip("\n"),
         _recall_section(report),
@@ -28,6 +28,23 @@ def format_markdown(report: Report) -> str:
         "## Figures\n\n" + "\n".join(f"- [{p}]({p})" for p in report.figures),
     ]
     return "\n\n".join(s for s in sections if s) + "\n"
+
+
+def _submission_section(info: RunInfo) -> str:
+    """Who submitted the predictions and what they say of their model, as given."""
+    given = info.submission
+    said = [f"- {key}: {given[key]}" for key in ("model", "url", "description") if given.get(key)]
+    return "\n".join(
+        [
+            f"Predictions submitted to fer3d-bench {info.fer3d_bench_version} "
+            f"({given['predictions']}, sha256 {given['sha256']}), scored against the manifest "
+            "as `evaluate` scores its own. "
+            "The model and its training are the submitter's; fer3d-bench checked neither.",
+            "",
+            "The submitter's own description, as given:" if said else "No description was given.",
+            *said,
+        ]
+    )
 
 
 def _run_line(info: RunInfo) -> str:

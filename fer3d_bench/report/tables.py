@@ -44,12 +44,13 @@ def _experiment_table(report: Report) -> str:
 
 def _protocol_table(group: dict, published: list[dict]) -> str:
     summary = group["aggregate"]
+    submitted = group.get("submitted")
     ours = [
-        "fer3d-bench (this run)",
+        f"{submitted} (submitted predictions)" if submitted else "fer3d-bench (this run)",
         accuracy_cell(summary),
         percent(summary["macro_f1"]["mean"]),
         f"{summary['folds_ok']} / {group['folds_expected']}",
-        "this run",
+        "the submitter's, scored by fer3d-bench" if submitted else "this run",
     ]
     rows = [ours] + [
         [p["method"], f"{p['accuracy']:.2f}", "—", "—", f"[{k}] {NOT_REPRODUCED}"]

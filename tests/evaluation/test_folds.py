@@ -13,6 +13,7 @@ from fer3d_bench.errors import ManifestMismatch
 from fer3d_bench.evaluation.plan import EvalSpec, plan
 from fer3d_bench.folds import folds
 from fer3d_bench.folds.datasets import torch_datasets
+from fer3d_bench.pipeline.score import score
 
 
 def test_the_folds_are_evaluates_folds_with_training_only_statistics(small, tmp_path):
@@ -81,3 +82,6 @@ def test_the_readmes_baseline_runs_at_tiny_scale(small, tmp_path, monkeypatch):
     expected = sorted((str(f.repetition), str(f.fold), i) for f in listed for i in f.test_ids)
     assert sorted((r["repetition"], r["fold"], r["sample_id"]) for r in rows) == expected
     assert {r["predicted"] for r in rows} <= set(listed[0].classes)
+    scored = score("bu3dfe-full", tmp_path / "predictions.csv", tmp_path / "scored", small / "m")
+    group = scored.report.groups[0]
+    assert group["aggregate"]["folds_ok"] == 2 and "2 of 5 folds" in group["title"]

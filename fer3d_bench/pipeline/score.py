@@ -1,0 +1,192 @@
+"""Anyone's predictions scored exactly as ours are: checked against the manifest, written as a
+run folder of result.json files, and reported by the same `write_report` as `evaluate`.
+
+Refused, naming the row: a repetition or fold the protocol lacks, a sample id the manifest
+lacks, a class the protocol lacks, a training sample of the fold scored as a test sample, and a
+sample predicted twice in one fold. A fold with some predictions must have all its test samples
+predicted (the first missing ones are named); folds with none are missing from the report and
+counted in its title as truncation, as for our own runs. No dataset is needed: the true labels
+are the manifest's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from fer3d_bench import __version__
+from fer3d_bench import splits as sp
+from fer3d_bench.errors import Fer3dError, ManifestMismatch
+from fer3d_bench.metrics import prediction_metrics
+from fer3d_bench.names import checked_name
+from fer3d_bench.records.predictions import Prediction, PredictionsError, read_predictions
+from fer3d_bench.records.provenance import now
+from fer3d_bench.records.result import OK, FoldResult, write_result
+from fer3d_bench.records.run import ProtocolEntry, RunInfo, write_run_info
+from fer3d_bench.report import ReportPaths, write_report
+
+FULL = "full"
+
+
+def score(
+    protocol: str,
+    predictions: Path,
+    out: Path,
+    manifests: Path = sp.MANIFESTS_DIR,
+    submission: dict | None = None,
+    variant: str = FULL,
+) -> ReportPaths:
+    """report.md / report.json of `predictions` on `protocol`, in the run folder `out`.
+
+    `submission` (model, url, description: the submitter's own words) goes into the report as
+    given. From a file of several protocols or variants (evaluate's predictions.csv) only the
+    rows of `protocol` and `variant` are scored.
+    """
+    predictions, out = Path(predictions), Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise Fer3dError(
+            f"{out} is not an empty folder: score writes a run folder of its own there (a "
+            "result.json an earlier scoring left would be counted); choose a new --out"
+        )
+    proto = sp.load_protocol(protocol)
+    path = Path(manifests) / proto.name / f"{proto.version}.json"
+    manifest = sp.read_manifest(path)
+    broken = sp.broken_invariants(manifest.content, proto)
+    if broken:
+        raise ManifestMismatch(f"{path} contradicts itself:\n  " + "\n  ".join(broken))
+    rows = [
+        r
+        for r in read_predictions(predictions)
+        if (r.protocol in (None, proto.name)) and (r.variant in (None, variant))
+    ]
+    if not rows:
+        raise PredictionsError(predictions, f"no row of {proto.name} (variant {variant})")
+    by_fold = _checked(predictions, rows, manifest.content, proto)
+    entry = _entry(proto, manifest, path, by_fold)
+    record = dict(submission or {})
+    record |= {"predictions": predictions.name, "sha256": _sha256(predictions)}
+    info = RunInfo(
+        variants={FULL: {}}
+        if variant == FULL
+        else {FULL: {}, checked_name(variant, "variant"): {}},
+        protocols={proto.name: entry},
+        name=out.name,
+        fer3d_bench_version=__version__,
+        launcher="score",
+        created=now(),
+        submission=record,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    write_run_info(out / "run.json", info)
+    prefix = "" if variant == FULL else f"ablation-{variant}/"
+    classes = list(manifest.content["classes"])
+    samples = manifest.content["samples"]
+    for (repetition, fold), fold_rows in sorted(by_fold.items()):
+        result = FoldResult(
+            job={
+                "variant": variant,
+                "protocol": proto.name,
+                "protocol_version": proto.version,
+                "manifest_sha256": manifest.sha256,
+                "repetition": repetition,
+                "fold": fold,
+                "dataset_fingerprint": None,
+                "config_sha256": record["sha256"],
+            },
+            status=OK,
+            classes=classes,
+            predictions={
+                r.sample_id: {"true": samples[r.sample_id]["label"], "pred": r.predicted}
+                | ({"scores": r.scores} if r.scores else {})
+                for r in sorted(fold_rows, key=lambda r: r.sample_id)
+            },
+            fer3d_bench_version=__version__,
+        )
+        result.metrics = prediction_metrics(result.predictions, classes)
+        folder = out / f"{prefix}{proto.name}/{repetition}/{fold}"
+        folder.mkdir(parents=True, exist_ok=True)
+        write_result(folder / "result.json", result)
+    return write_report(out)
+
+
+def _checked(path: Path, rows: list[Prediction], content: dict, proto: sp.Protocol):
+    """(repetition, fold) -> its rows, every rule checked; PredictionsError names the row."""
+    repetitions = content["repetitions"]
+    folds = proto.folds if proto.kind == "kfold" else 1
+    classes, samples = set(content["classes"]), content["samples"]
+    seen: dict[tuple[int, int, str], int] = {}
+    by_fold: dict[tuple[int, int], list[Prediction]] = {}
+    tested: dict[tuple[int, int], set[str]] = {}  # each fold's test samples, once
+    for r in rows:
+        if not (0 <= r.repetition < len(repetitions) and 0 <= r.fold < folds):
+            raise PredictionsError(
+                path,
+                f"{r.where}: repetition {r.repetition}, fold {r.fold} is not a fold of "
+                f"{proto.name} ({len(repetitions)} repetitions of {folds} folds)",
+            )
+        if r.sample_id not in samples:
+            raise PredictionsError(
+                path, f"{r.where}: {r.sample_id!r} is not a sample of the manifest"
+            )
+        if r.predicted not in classes:
+            raise PredictionsError(
+                path, f"{r.where}: {r.predicted!r} is not a class of {proto.name} {sorted(classes)}"
+            )
+        where = (r.repetition, r.fold)
+        if where not in tested:
+            tested[where] = _test_samples(content, proto, r.repetition, r.fold)
+        if r.sample_id not in tested[where]:
+            raise PredictionsError(
+                path,
+                f"{r.where}: {r.sample_id} is a training sample of repetition {r.repetition}, "
+                f"fold {r.fold}: only its test samples may be scored",
+            )
+        key = (r.repetition, r.fold, r.sample_id)
+        if key in seen:
+            raise PredictionsError(
+                path,
+                f"{r.where}: {r.sample_id} is predicted twice in repetition "
+                f"{r.repetition}, fold {r.fold} (also row {seen[key]})",
+            )
+        seen[key] = r.row
+        by_fold.setdefault((r.repetition, r.fold), []).append(r)
+    for (repetition, fold), fold_rows in sorted(by_fold.items()):
+        expected = tested[(repetition, fold)]
+        missing = sorted(set(expected) - {r.sample_id for r in fold_rows})
+        if missing:
+            raise PredictionsError(
+                path,
+                f"repetition {repetition}, fold {fold} lacks {len(missing)} of its "
+                f"{len(expected)} test samples (first: {', '.join(missing[:3])}); a fold is "
+                "scored whole or not at all",
+            )
+    return by_fold
+
+
+def _test_samples(content: dict, proto: sp.Protocol, repetition: int, fold: int) -> set[str]:
+    """The ids of a fold's test samples (a hold-out's test group is its second)."""
+    groups = content["repetitions"][repetition]["subjects"]
+    test = set(groups[fold if proto.kind == "kfold" else 1])
+    return {sid for sid, info in content["samples"].items() if info["subject"] in test}
+
+
+def _entry(proto: sp.Protocol, manifest: sp.Manifest, path: Path, by_fold: dict) -> ProtocolEntry:
+    """The protocol as the report counts it: the smallest leading block of repetitions and folds
+    that holds every scored fold (so evaluate's truncated runs read the same), the rest missing."""
+    total_folds = proto.folds if proto.kind == "kfold" else 1
+    return ProtocolEntry(
+        version=proto.version,
+        kind=proto.kind,
+        repetitions_total=len(manifest.content["repetitions"]),
+        folds_total=total_folds,
+        repetitions_run=1 + max(rep for rep, _ in by_fold),
+        folds_run=1 + max(fold for _, fold in by_fold),
+        manifest=str(path),
+        manifest_sha256=manifest.sha256,
+        classes=list(manifest.content["classes"]),
+        seed=manifest.content.get("seed"),
+    )
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()

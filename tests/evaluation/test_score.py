@@ -1,0 +1,143 @@
+"""fer3d-bench score: anyone's predictions scored by the path our own take, and every refusal."""
+
+import csv
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from fer3d_bench import splits as sp
+from fer3d_bench.cli import main
+from fer3d_bench.errors import Fer3dError
+from fer3d_bench.pipeline.score import score
+from fer3d_bench.records.predictions import PredictionsError
+
+
+@pytest.fixture(scope="module")
+def evaluated(small, tmp_path_factory):
+    """An evaluate run of 2 repetitions x 2 folds of bu3dfe-legacy, and its predictions.csv."""
+    out = tmp_path_factory.mktemp("score") / "run"
+    args = ["evaluate", "--dataset", str(small / "merged.h5"), "--protocol", "bu3dfe-legacy"]
+    args += ["--out", str(out), "--manifests", str(small / "m"), "--preset", "tiny"]
+    args += ["--epochs", "1", "--repetitions", "2", "--max-folds", "2", "--device", "cpu"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def _rows(path):
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def _write(path, rows):
+    with open(path, "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def test_score_on_evaluates_own_predictions_reproduces_every_number(evaluated, small, tmp_path):
+    rows = _rows(evaluated / "predictions.csv")
+    assert rows and set(rows[0]) == {
+        "protocol",
+        "variant",
+        "repetition",
+        "fold",
+        "sample_id",
+        "predicted",
+    }
+    args = [
+        "score",
+        "--protocol",
+        "bu3dfe-legacy",
+        "--predictions",
+        str(evaluated / "predictions.csv"),
+    ]
+    args += ["--out", str(tmp_path / "scored"), "--manifests", str(small / "m"), "--model", "ours"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    ours = json.loads((evaluated / "report.json").read_text())["groups"][0]
+    theirs = json.loads((tmp_path / "scored" / "report.json").read_text())["groups"][0]
+    drop = {"result", "checkpoint", "seconds"}  # its files and training time; no score
+    for summary in (ours["aggregate"], theirs["aggregate"]):
+        for row in summary["folds"]:
+            for key in drop:
+                row.pop(key, None)
+    assert theirs["aggregate"] == ours["aggregate"]
+    assert "ours (submitted predictions)" in result.output
+    assert "TRUNCATED: 2 of 100 repetitions, 2 of 10 folds" in theirs["title"]
+    markdown = (tmp_path / "scored" / "report.md").read_text()
+    assert "The submitter's own description, as given:\n- model: ours" in markdown
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ("drop", "lacks 1 of its"),
+        ("duplicate", "is predicted twice in repetition 0, fold 0 (also row 2)"),
+        ("unknown id", "'bu3dfe:F9999_AN01WH_F3D' is not a sample of the manifest"),
+        ("training sample", "is a training sample of repetition 0, fold 0"),
+        ("class", "'joy' is not a class of bu3dfe-legacy"),
+    ],
+)
+def test_each_refusal_names_the_row(evaluated, small, tmp_path, change, named):
+    rows = [r for r in _rows(evaluated / "predictions.csv") if r["variant"] == "full"]
+    first = rows[0]  # line 2 of the file: repetition 0, fold 0
+    assert (first["repetition"], first["fold"]) == ("0", "0")
+    if change == "drop":
+        rows = rows[1:]
+    elif change == "duplicate":
+        rows = [first, dict(first), *rows[1:]]
+    elif change == "unknown id":
+        first["sample_id"] = "bu3dfe:F9999_AN01WH_F3D"
+    elif change == "training sample":
+        manifest = sp.read_manifest(small / "m" / "bu3dfe-legacy" / "1.0.0.json")
+        tested = {r["sample_id"] for r in rows if (r["repetition"], r["fold"]) == ("0", "0")}
+        first["sample_id"] = next(s for s in sorted(manifest.content["samples"]) if s not in tested)
+    else:
+        first["predicted"] = "joy"
+    path = _write(tmp_path / "p.csv", rows)
+    with pytest.raises(PredictionsError) as refused:
+        score("bu3dfe-legacy", path, tmp_path / "out", manifests=small / "m")
+    message = str(refused.value)
+    assert named in message
+    assert str(path) in message
+    if change != "drop":
+        assert ": row 2: " in message or ": row 3: " in message  # the row, as a person counts
+    else:
+        assert "repetition 0, fold 0" in message
+    assert not (tmp_path / "out").exists()  # refused before anything is written
+
+
+def test_json_predictions_with_scores_and_the_cli_refusal_is_one_line(evaluated, small, tmp_path):
+    rows = [r for r in _rows(evaluated / "predictions.csv") if r["variant"] == "full"]
+    entries = [
+        {
+            **{k: r[k] for k in ("repetition", "fold", "sample_id", "predicted")},
+            "scores": {r["predicted"]: 0.9},
+        }
+        for r in rows
+    ]
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"predictions": entries}))
+    paths = score("bu3dfe-legacy", path, tmp_path / "ok", manifests=small / "m")
+    assert paths.report.groups[0]["aggregate"]["folds_ok"] == 4
+    entries[3]["predicted"] = "joy"
+    path.write_text(json.dumps(entries))
+    args = ["score", "--protocol", "bu3dfe-legacy", "--predictions", str(path)]
+    result = CliRunner().invoke(
+        main, [*args, "--out", str(tmp_path / "no"), "--manifests", str(small / "m")]
+    )
+    assert result.exit_code == 1
+    classes = paths.report.groups[0]["aggregate"]["classes"]
+    expected = f"error: {path}: row 4: 'joy' is not a class of bu3dfe-legacy {sorted(classes)}"
+    assert result.output.strip().splitlines() == [expected]
+
+
+def test_a_folder_that_already_holds_files_is_refused(evaluated, small, tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "result.json").write_text("{}")
+    with pytest.raises(Fer3dError, match="is not an empty folder"):
+        score("bu3dfe-legacy", evaluated / "predictions.csv", tmp_path / "out", small / "m")
