@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,6 +57,9 @@ def remove_stale_temporaries(target: Path) -> list[Path]:
     for tmp in target.parent.glob(f".{glob.escape(target.name)}.tmp-*"):
         host, _, pid = tmp.name.rpartition(".tmp-")[2].rpartition("-")
         if host in (_HOST, "") and pid.isdigit() and not process_alive(int(pid)):
-            tmp.unlink(missing_ok=True)
+            if tmp.is_dir() and not tmp.is_symlink():  # a folder written whole (`score`)
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                tmp.unlink(missing_ok=True)
             removed.append(tmp)
     return removed

@@ -12,11 +12,14 @@ are the manifest's.
 from __future__ import annotations
 
 import hashlib
+import shutil
+from dataclasses import replace
 from pathlib import Path
 
 from fer3d_bench import __version__
 from fer3d_bench import splits as sp
 from fer3d_bench.errors import Fer3dError, ManifestMismatch
+from fer3d_bench.io import atomic_path
 from fer3d_bench.metrics import prediction_metrics
 from fer3d_bench.names import checked_name
 from fer3d_bench.records.predictions import Prediction, PredictionsError, read_predictions
@@ -76,8 +79,27 @@ def score(
         created=now(),
         submission=record,
     )
-    out.mkdir(parents=True, exist_ok=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:  # the whole folder, renamed into place once complete
+        try:
+            _write_run(tmp, info, by_fold, manifest, variant)
+            paths = write_report(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    return replace(
+        paths,
+        markdown=out / paths.markdown.name,
+        json=out / paths.json.name,
+        figures=[out / figure.relative_to(tmp) for figure in paths.figures],
+    )
+
+
+def _write_run(out: Path, info: RunInfo, by_fold: dict, manifest: sp.Manifest, variant: str):
+    """run.json and one result.json per scored fold, in `out`."""
+    out.mkdir()
     write_run_info(out / "run.json", info)
+    proto = next(iter(info.protocols))
     prefix = "" if variant == FULL else f"ablation-{variant}/"
     classes = list(manifest.content["classes"])
     samples = manifest.content["samples"]
@@ -85,13 +107,13 @@ def score(
         result = FoldResult(
             job={
                 "variant": variant,
-                "protocol": proto.name,
-                "protocol_version": proto.version,
+                "protocol": proto,
+                "protocol_version": info.protocols[proto].version,
                 "manifest_sha256": manifest.sha256,
                 "repetition": repetition,
                 "fold": fold,
                 "dataset_fingerprint": None,
-                "config_sha256": record["sha256"],
+                "config_sha256": info.submission["sha256"],
             },
             status=OK,
             classes=classes,
@@ -103,10 +125,9 @@ def score(
             fer3d_bench_version=__version__,
         )
         result.metrics = prediction_metrics(result.predictions, classes)
-        folder = out / f"{prefix}{proto.name}/{repetition}/{fold}"
-        folder.mkdir(parents=True, exist_ok=True)
+        folder = out / f"{prefix}{proto}/{repetition}/{fold}"
+        folder.mkdir(parents=True)
         write_result(folder / "result.json", result)
-    return write_report(out)
 
 
 def _checked(path: Path, rows: list[Prediction], content: dict, proto: sp.Protocol):

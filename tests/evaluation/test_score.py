@@ -2,6 +2,7 @@
 
 import csv
 import json
+import subprocess
 
 import pytest
 from click.testing import CliRunner
@@ -9,6 +10,7 @@ from click.testing import CliRunner
 from fer3d_bench import splits as sp
 from fer3d_bench.cli import main
 from fer3d_bench.errors import Fer3dError
+from fer3d_bench.io import _HOST
 from fer3d_bench.pipeline.score import score
 from fer3d_bench.records.predictions import PredictionsError
 
@@ -141,3 +143,23 @@ def test_a_folder_that_already_holds_files_is_refused(evaluated, small, tmp_path
     (tmp_path / "out" / "result.json").write_text("{}")
     with pytest.raises(Fer3dError, match="is not an empty folder"):
         score("bu3dfe-legacy", evaluated / "predictions.csv", tmp_path / "out", small / "m")
+
+
+def test_a_failure_while_writing_leaves_no_folder(evaluated, small, tmp_path, monkeypatch):
+    def broken(run_dir):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("fer3d_bench.pipeline.score.write_report", broken)
+    with pytest.raises(OSError, match="disk full"):
+        score("bu3dfe-legacy", evaluated / "predictions.csv", tmp_path / "out", small / "m")
+    assert list(tmp_path.iterdir()) == []  # neither the folder nor its temporary
+
+
+def test_the_folder_a_killed_scoring_left_is_removed_by_the_next(evaluated, small, tmp_path):
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f".out.tmp-{_HOST}-{dead.pid}"
+    (stale / "bu3dfe-legacy").mkdir(parents=True)
+    (stale / "run.json").write_text("{}")
+    score("bu3dfe-legacy", evaluated / "predictions.csv", tmp_path / "out", small / "m")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
