@@ -63,6 +63,11 @@ class Protocol:
         return dict(self.train)
 
     @property
+    def folds_per_repetition(self) -> int:
+        """The folds a repetition is trained and tested as: a hold-out or cross split is one."""
+        return self.folds if self.kind == "kfold" else 1
+
+    @property
     def major(self) -> int:
         return int(self.version.split(".")[0])
 
@@ -585,19 +590,25 @@ def fold_table(manifest: Manifest, repetition: int = 0) -> str:
     return "\n".join(lines)
 
 
-def fold_indices(manifest: Manifest, data, repetition: int = 0, fold: int = 0):
-    """(train, test) indices into an H5Dataset for one fold of one repetition of a manifest.
-
-    Raises ManifestError when the dataset lacks samples the manifest names (verify first).
-    """
-    content = manifest.content
+def fold_test_subjects(content: dict, repetition: int, fold: int) -> set[str]:
+    """The test subjects of one fold of one repetition of a manifest (of a hold-out or cross
+    split, its second group); ManifestError when the manifest has no such fold."""
     if not 0 <= repetition < len(content["repetitions"]):
         raise ManifestError(f"repetition {repetition} does not exist in {content['protocol']}")
     groups = content["repetitions"][repetition]["subjects"]
     test_group = fold if content["kind"] == "kfold" else 1
     if not 0 <= test_group < len(groups):
         raise ManifestError(f"fold {fold} does not exist in {content['protocol']}")
-    test_subjects = set(groups[test_group])
+    return set(groups[test_group])
+
+
+def fold_indices(manifest: Manifest, data, repetition: int = 0, fold: int = 0):
+    """(train, test) indices into an H5Dataset for one fold of one repetition of a manifest.
+
+    Raises ManifestError when the dataset lacks samples the manifest names (verify first).
+    """
+    content = manifest.content
+    test_subjects = fold_test_subjects(content, repetition, fold)
     missing = [s for s in content["samples"] if s not in data]
     if missing:
         raise ManifestError(

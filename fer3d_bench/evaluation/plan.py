@@ -194,7 +194,7 @@ def _protocol_entry(
     protocol: sp.Protocol, manifest: sp.Manifest, path: Path, spec
 ) -> ProtocolEntry:
     total_reps = len(manifest.content["repetitions"])
-    total_folds = protocol.folds if protocol.kind == "kfold" else 1
+    total_folds = protocol.folds_per_repetition
     return ProtocolEntry(
         version=protocol.version,
         kind=protocol.kind,

@@ -46,10 +46,6 @@ class Fold:
         with H5Dataset(self.dataset) as data:
             return fold_statistics(data, self.train)
 
-    def label(self, class_name: str) -> int:
-        """The output index of a class name of this protocol."""
-        return self.classes.index(class_name)
-
 
 def folds(
     protocol: str,
@@ -66,10 +62,9 @@ def folds(
         )
         content = manifest.content
         count = len(content["repetitions"])
-        per_repetition = protocol_.folds if protocol_.kind == "kfold" else 1  # as evaluate
         listed = []
         for repetition in range(count if repetitions is None else min(repetitions, count)):
-            for fold in range(per_repetition):
+            for fold in range(protocol_.folds_per_repetition):
                 train, test = sp.fold_indices(manifest, data, repetition, fold)
                 listed.append(
                     Fold(

@@ -27,8 +27,7 @@ from fer3d_bench.records.provenance import now
 from fer3d_bench.records.result import OK, FoldResult, write_result
 from fer3d_bench.records.run import ProtocolEntry, RunInfo, write_run_info
 from fer3d_bench.report import ReportPaths, write_report
-
-FULL = "full"
+from fer3d_bench.train.config import FULL
 
 
 def score(
@@ -133,7 +132,7 @@ def _write_run(out: Path, info: RunInfo, by_fold: dict, manifest: sp.Manifest, v
 def _checked(path: Path, rows: list[Prediction], content: dict, proto: sp.Protocol):
     """(repetition, fold) -> its rows, every rule checked; PredictionsError names the row."""
     repetitions = content["repetitions"]
-    folds = proto.folds if proto.kind == "kfold" else 1
+    folds = proto.folds_per_repetition
     classes, samples = set(content["classes"]), content["samples"]
     seen: dict[tuple[int, int, str], int] = {}
     by_fold: dict[tuple[int, int], list[Prediction]] = {}
@@ -155,7 +154,8 @@ def _checked(path: Path, rows: list[Prediction], content: dict, proto: sp.Protoc
             )
         where = (r.repetition, r.fold)
         if where not in tested:
-            tested[where] = _test_samples(content, proto, r.repetition, r.fold)
+            subjects = sp.fold_test_subjects(content, r.repetition, r.fold)
+            tested[where] = {s for s, info in samples.items() if info["subject"] in subjects}
         if r.sample_id not in tested[where]:
             raise PredictionsError(
                 path,
@@ -184,22 +184,14 @@ def _checked(path: Path, rows: list[Prediction], content: dict, proto: sp.Protoc
     return by_fold
 
 
-def _test_samples(content: dict, proto: sp.Protocol, repetition: int, fold: int) -> set[str]:
-    """The ids of a fold's test samples (a hold-out's test group is its second)."""
-    groups = content["repetitions"][repetition]["subjects"]
-    test = set(groups[fold if proto.kind == "kfold" else 1])
-    return {sid for sid, info in content["samples"].items() if info["subject"] in test}
-
-
 def _entry(proto: sp.Protocol, manifest: sp.Manifest, path: Path, by_fold: dict) -> ProtocolEntry:
     """The protocol as the report counts it: the smallest leading block of repetitions and folds
     that holds every scored fold (so evaluate's truncated runs read the same), the rest missing."""
-    total_folds = proto.folds if proto.kind == "kfold" else 1
     return ProtocolEntry(
         version=proto.version,
         kind=proto.kind,
         repetitions_total=len(manifest.content["repetitions"]),
-        folds_total=total_folds,
+        folds_total=proto.folds_per_repetition,
         repetitions_run=1 + max(rep for rep, _ in by_fold),
         folds_run=1 + max(fold for _, fold in by_fold),
         manifest=str(path),
