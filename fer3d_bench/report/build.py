@@ -94,12 +94,13 @@ def _group(run: Run, variant: str, protocol: str) -> dict:
     summary = aggregate(results, entry.kind)
     for row in summary["folds"]:
         row["result"] = run.files[(variant, protocol, row["repetition"], row["fold"])]
-    submitted = run.info.submission
+    submission = run.info.submission
+    submitted = (submission.get("model") or "a model") if submission else None
     differs = {} if submitted else paper_differences(run.info, protocol)
     weights = None if submitted else run.info.weights_record
     shortfall, as_paper = weights_notes(weights) if weights else (None, None)
     if submitted:  # not our model: how it was trained is the submitter's to say
-        as_paper = f"predictions submitted for {submitted.get('model') or 'a model'}"
+        as_paper = f"predictions submitted for {submitted}"
     notes = truncation_notes(entry, differs, summary, shortfall)
     if run.info.exclude_flagged:
         notes.append(_flagged_note(results))
@@ -113,7 +114,7 @@ def _group(run: Run, variant: str, protocol: str) -> dict:
         "differs_from_paper": differs,
         "weights": weights,
         "title": table_title(protocol, entry.version, notes, as_paper),
-        **({"submitted": submitted.get("model") or "a model"} if submitted else {}),
+        **({"submitted": submitted} if submitted else {}),
         "aggregate": summary,
         "seconds": sum(float(r.seconds or 0.0) for r in results),
         "figures": figure_names(variant, protocol, summary, results),
