@@ -41,6 +41,8 @@ from fer3d_bench.sources import SampleRecord
 from fer3d_bench.taxonomy import CLASSES
 from fer3d_bench.train import loop
 from fer3d_bench.train.config import PRESETS, with_overrides
+from fer3d_bench.train.environment import Placement
+from fer3d_bench.train.fold import TrainingFold
 
 TRAININGS, EPOCHS, PAIRS = 1000, 20, 648  # the legacy protocol: 100 x 10 folds, the paper's
 
@@ -73,20 +75,19 @@ def fold_worker(h5, folder, config, device, pairs, threads, barrier, results) ->
     torch.set_num_threads(threads)
     train_idx, test_idx = np.arange(pairs[0]), np.arange(pairs[0], sum(pairs))
     ends = []
-    save = loop._save_checkpoint
+    save = loop.write_checkpoint
 
-    def timed_save(fit, path):  # the end of each epoch, its checkpoint written
-        save(fit, path)
+    def timed_save(path, state):  # the end of each epoch, its checkpoint written
+        save(path, state)
         ends.append(time.monotonic())
 
     def run(out, config, train_idx, test_idx):
-        return loop.train(
-            h5, train_idx, test_idx, out, config, device=device, progress=False, resident=True
-        )
+        fold = TrainingFold(h5, train_idx, test_idx)
+        return loop.train(fold, out, config, Placement(device), resident=True)
 
     few = 2 * config.batch_size
     run(folder / "warm-up", with_overrides(config, epochs=1), train_idx[:few], test_idx[:few])
-    loop._save_checkpoint = timed_save
+    loop.write_checkpoint = timed_save
     barrier.wait()
     start = time.monotonic()
     run(folder / "fold", config, train_idx, test_idx)

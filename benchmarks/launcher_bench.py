@@ -20,15 +20,21 @@ import os
 import statistics
 import subprocess
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 from fer3d_bench import splits as sp
 from fer3d_bench.dataset.build import BuildOptions, build_dataset
 from fer3d_bench.evaluation.cluster import SlurmOptions, submit
+from fer3d_bench.evaluation.launchers import LAUNCHERS, Launch
 from fer3d_bench.evaluation.plan import EvalSpec
-from fer3d_bench.pipeline.evaluate import Launch, evaluate, plan_run
+from fer3d_bench.manifests import items_from_h5
+from fer3d_bench.pipeline.evaluate import evaluate, plan_run
 from fer3d_bench.render.options import RenderOptions
-from fer3d_bench.sample import SampleConfig, make_sample
+from fer3d_bench.synthetic import SampleConfig, make_sample
+from fer3d_bench.train.environment import Placement, TrainingEnvironment
+
+CPU = TrainingEnvironment(placement=Placement("cpu"))
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "scripts" / "slurm-cluster.sh"
@@ -49,7 +55,7 @@ def sample(base: Path, subjects: int) -> tuple[Path, Path]:
         progress=False,
     )
     protocol = sp.load_protocol("bu3dfe-legacy")
-    sp.write_manifest(sp.make_manifest(protocol, sp.items_from_h5(merged), "bench"), base / "m")
+    sp.write_manifest(sp.make_manifest(protocol, items_from_h5(merged), "bench"), base / "m")
     return merged, base / "m"
 
 
@@ -71,14 +77,14 @@ def run(arm: str, merged: Path, manifests: Path, out: Path, epochs: int) -> floa
         repetitions=1,
         max_folds=2,
         launcher=launcher,
-        device="cpu",
+        environment=CPU,
     )
     slurm = SlurmOptions(cpus_per_task=1, gpus_per_node=0, mem_gb=2, wait_timeout_min=30)
     launch = Launch(jobs=2 if launcher == "local" else 1, wait=True, slurm=slurm, progress=False)
     if arm == "unpinned":  # 0.11: no thread count set, so torch's default, the node's cores
-        jobs = plan_run(spec).pending()
-        for job in jobs:
-            job.threads = os.cpu_count()
+        launcher = LAUNCHERS["slurm"](launch)
+        unpinned = spec.environment.placed(threads=os.cpu_count())
+        jobs = plan_run(replace(spec, environment=unpinned), launcher).pending()
         submit(jobs, out, "slurm", slurm, wait=True, echo=lambda line: None)
     else:
         evaluate(spec, launch, echo=lambda line: None, report=False)

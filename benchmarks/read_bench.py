@@ -25,7 +25,7 @@ from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.dataset.build import LIBVER, BuildOptions, build_dataset
 from fer3d_bench.render.options import RenderOptions
 from fer3d_bench.render.run import output_paths
-from fer3d_bench.sample import SampleConfig, make_sample
+from fer3d_bench.synthetic import SampleConfig, make_sample
 
 
 def rate(read, order: np.ndarray) -> float:

@@ -34,8 +34,8 @@ from fer3d_bench.render.align import Aligned
 from fer3d_bench.render.backends import make_renderer
 from fer3d_bench.render.run import render_dataset
 from fer3d_bench.render.worker import RenderOptions, crop_and_encode, write_png
-from fer3d_bench.sample import SampleConfig, make_sample
 from fer3d_bench.sources import BU3DFE
+from fer3d_bench.synthetic import SampleConfig, make_sample
 
 V06 = "775b8ef"  # the 0.6.0 release
 STAGES = ("parse", "align", "crop+write")

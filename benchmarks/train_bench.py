@@ -25,10 +25,11 @@ from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.dataset.build import BuildOptions, build_dataset
 from fer3d_bench.dataset.statistics import fold_statistics
 from fer3d_bench.render.options import RenderOptions
-from fer3d_bench.sample import SampleConfig, make_sample
+from fer3d_bench.synthetic import SampleConfig, make_sample
 from fer3d_bench.train.config import PRESETS
 from fer3d_bench.train.data import AugmentConfig, FerTorchDataset
-from fer3d_bench.train.loop import pick_device
+from fer3d_bench.train.device import resolve, torch_device
+from fer3d_bench.train.environment import Placement
 from fer3d_bench.train.losses import FerLoss, centers_optimizer, class_weights
 from fer3d_bench.train.model import FerNet
 
@@ -53,7 +54,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    device = pick_device(args.device)
+    device = torch_device(resolve(Placement(args.device)))
     amp = device.type == "cuda"
     layout = torch.channels_last if amp else torch.contiguous_format
     cast = torch.bfloat16 if amp and torch.cuda.is_bf16_supported() else torch.float16

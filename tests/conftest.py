@@ -4,7 +4,7 @@ import pytest
 
 from fer3d_bench.dataset.build import BuildOptions, build_dataset
 from fer3d_bench.render.options import RenderOptions
-from fer3d_bench.sample import SampleConfig, make_sample
+from fer3d_bench.synthetic import SampleConfig, make_sample
 
 TINY = SampleConfig(
     seed=11,

@@ -1,6 +1,7 @@
 """The house's rules, checked on the source: the flow's direction, no circles, light planning."""
 
 import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from fer3d_bench.cli import COMMANDS, main
-from fer3d_bench.evaluation import LAUNCHERS
+from fer3d_bench.evaluation.launchers import LAUNCHERS
 from fer3d_bench.render.backends import BACKENDS
 from fer3d_bench.sources import SOURCES
 from fer3d_bench.train.config import ABLATIONS, PRESETS
@@ -18,19 +19,25 @@ PACKAGE = Path(__file__).parents[1] / "fer3d_bench"
 # room -> rooms it must never import: producers never import their consumers
 NEVER = {
     "formats": ("sources", "render", "dataset", "train", "evaluation", "report", "pipeline"),
-    "sources": ("render", "dataset", "train", "evaluation", "report", "pipeline"),
+    "sources": ("render", "dataset", "splits", "train", "evaluation", "report", "pipeline"),
     "render": ("dataset", "train", "evaluation", "report", "pipeline"),
-    "dataset": ("train", "evaluation", "report", "pipeline"),
+    "dataset": ("splits", "manifests", "train", "evaluation", "report", "pipeline"),
+    # splits deal names: no dataset file, no training, nothing that consumes manifests
+    "splits": ("dataset", "manifests", "train", "evaluation", "report", "pipeline", "tune"),
+    "manifests": ("train", "evaluation", "report", "pipeline", "tune", "folds", "cli"),
     "records": ("train", "evaluation", "report", "pipeline", "render", "dataset"),
-    "train": ("evaluation", "report", "pipeline"),
-    "evaluation": ("report", "pipeline"),
+    "train": ("splits", "manifests", "evaluation", "report", "pipeline", "tune", "folds"),
+    "evaluation": ("report", "pipeline", "cli", "tune", "folds"),
     "report": ("evaluation", "train", "pipeline"),
     "weights": ("train", "evaluation", "report", "pipeline", "cli"),
     "experiments": ("evaluation", "pipeline", "cli"),
     "explain": ("evaluation", "pipeline", "cli", "report"),
     "pipeline": ("cli",),
-    "tune": ("report", "pipeline", "cli"),
-    "folds": ("report", "pipeline", "cli", "tune", "explain", "experiments"),
+    # folds and tune use the public rooms (manifests, train), never evaluation's internals
+    "tune": ("evaluation", "report", "pipeline", "cli"),
+    "folds": ("evaluation", "report", "pipeline", "cli", "tune", "explain", "experiments"),
+    # the generator and the readers must not share format code (a shared wrong guess passes)
+    "synthetic": ("formats", "sources", "render", "dataset", "splits", "train", "evaluation"),
 }
 
 
@@ -43,7 +50,10 @@ def _modules() -> dict[str, Path]:
 
 
 def _imports(path: Path, modules: dict) -> list[tuple[str, int, bool]]:
-    """(imported fer3d_bench module, line, inside a function) for every import statement."""
+    """(imported fer3d_bench module, line, inside a function) for every import statement, and
+    for every module a command loads when it runs (`importlib.import_module("fer3d_bench...")`,
+    or a "module:attribute" entry of the command registry): those are dependencies too, loaded
+    late on purpose, so they count for the layering and not as function-local imports."""
     tree = ast.parse(path.read_text())
     local = set()
     for node in ast.walk(tree):
@@ -51,6 +61,14 @@ def _imports(path: Path, modules: dict) -> list[tuple[str, int, bool]]:
             local |= {id(sub) for sub in ast.walk(node)}
     found = []
     for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):  # the registry's
+            late = re.fullmatch(r"(fer3d_bench(?:\.\w+)+):\w+", node.value)
+            if late and late.group(1) in modules:
+                found.append((late.group(1), node.lineno, False))
+            continue
+        if _loads_module(node) and node.args[0].value in modules:
+            found.append((node.args[0].value, node.lineno, False))
+            continue
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module:
@@ -60,6 +78,17 @@ def _imports(path: Path, modules: dict) -> list[tuple[str, int, bool]]:
             continue
         found += [(t, node.lineno, id(node) in local) for t in targets]
     return found
+
+
+def _loads_module(node) -> bool:
+    """Whether `node` is `importlib.import_module("...")` (or `import_module("...")`)."""
+    if not isinstance(node, ast.Call) or not node.args:
+        return False
+    name = getattr(node.func, "attr", getattr(node.func, "id", None))
+    first = node.args[0]
+    return (
+        name == "import_module" and isinstance(first, ast.Constant) and isinstance(first.value, str)
+    )
 
 
 def _graph() -> dict[str, set[str]]:
@@ -118,6 +147,11 @@ def test_no_function_local_imports_but_the_renderers_ordered_ones():
     [
         "fer3d_bench.evaluation.plan",
         "fer3d_bench.evaluation.slurm",
+        "fer3d_bench.splits",
+        "fer3d_bench.manifests",
+        "fer3d_bench.records.job",
+        "fer3d_bench.train.environment",
+        "fer3d_bench.weights.request",
         "fer3d_bench.folds",
         "fer3d_bench.dataset.statistics",
         "fer3d_bench.report",
@@ -160,3 +194,11 @@ def test_every_command_loads_and_is_listed_in_the_flow_order():
     assert result.exit_code == 0, result.output
     listed = [line.split()[0] for line in result.output.split("Commands:")[1].splitlines() if line]
     assert listed == list(COMMANDS)
+
+
+def test_modules_a_command_loads_when_it_runs_count_as_imports():
+    """The registry's "module:command" entries and `importlib.import_module` calls are edges of
+    the graph, so the layering rules above hold for them too."""
+    graph = _graph()
+    assert "fer3d_bench.cli.evaluation" in graph["fer3d_bench.cli"]
+    assert {"fer3d_bench.tune.study", "fer3d_bench.tune.storage"} <= graph["fer3d_bench.cli.tune"]

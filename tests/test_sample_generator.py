@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer3d_bench.sample import SampleConfig, make_sample
-from fer3d_bench.sample import generate as generate_module
-from fer3d_bench.sample.common import rng_for
-from fer3d_bench.sample.face import (
+from fer3d_bench.synthetic import SampleConfig, make_sample
+from fer3d_bench.synthetic import generate as generate_module
+from fer3d_bench.synthetic.common import rng_for
+from fer3d_bench.synthetic.face import (
     CLASSES,
     Face,
     Grid,

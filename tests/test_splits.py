@@ -11,6 +11,8 @@ from click.testing import CliRunner
 from fer3d_bench import splits as sp
 from fer3d_bench.cli import main
 from fer3d_bench.errors import Fer3dError
+from fer3d_bench.manifests import bu3dfe_catalogue
+from fer3d_bench.train.config import protocol_train
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "data_manifests"
 # Changing a published manifest needs a version bump: then add the new file's hash here.
@@ -101,7 +103,7 @@ def test_legacy_manifest_counts_and_subjects():
 
 def test_assignment_is_reimplementable_in_a_few_lines():
     protocol = sp.load_protocol("bu3dfe-full")
-    items = sp.bu3dfe_catalogue()
+    items = bu3dfe_catalogue()
     content = sp.make_manifest(protocol, items, "test").content
 
     # The README's algorithm, written again here without the package's helpers:
@@ -121,7 +123,7 @@ def test_assignment_is_reimplementable_in_a_few_lines():
 
 def test_generation_ignores_listing_order():
     protocol = sp.load_protocol("bu3dfe-legacy")
-    items = sp.bu3dfe_catalogue()
+    items = bu3dfe_catalogue()
     shuffled = items[:]
     random.Random(4).shuffle(shuffled)
     assert (
@@ -288,7 +290,7 @@ def test_a_protocols_train_table_is_checked_and_stays_out_of_its_manifest(tmp_pa
     is not a table, is refused naming the file; the manifest of a protocol with a table is the
     same as without (training settings are not part of a split)."""
     full = sp.load_protocol("bu3dfe-full")
-    assert full.train_overrides == {"effective_batch": 256}
+    assert protocol_train(full) == {"effective_batch": 256}
     text = (sp.PROTOCOLS_DIR / "bu3dfe-full.toml").read_text()
     for table, problem in [
         (
@@ -301,13 +303,13 @@ def test_a_protocols_train_table_is_checked_and_stays_out_of_its_manifest(tmp_pa
         path.parent.mkdir(exist_ok=True)
         path.write_text(text.split("[train]")[0].replace("\n# The paper", "\n#") + table)
         with pytest.raises(Fer3dError, match=str(path).replace(".", r"\.") + ".*" + problem):
-            sp.load_protocol(path)
+            protocol_train(sp.load_protocol(path))  # checked where training reads it
     plain = tmp_path / "plain" / "bu3dfe-full.toml"
     plain.parent.mkdir()
     plain.write_text(text.split("[train]")[0] + "\n[train.model]\ndropout = 0.2\n")
     nested = sp.load_protocol(plain)
-    assert nested.train_overrides == {"model.dropout": 0.2}
-    items = sp.bu3dfe_catalogue()
+    assert protocol_train(nested) == {"model.dropout": 0.2}
+    items = bu3dfe_catalogue()
     assert (
         sp.make_manifest(full, items, "t").content == sp.make_manifest(nested, items, "t").content
     )

@@ -16,6 +16,7 @@ from fer3d_bench.cli import main
 from fer3d_bench.errors import ConfigError, Fer3dError
 from fer3d_bench.evaluation.plan import EvalSpec, plan
 from fer3d_bench.io import OutsideFolder
+from fer3d_bench.manifests import bu3dfe_catalogue, items_from_h5
 from fer3d_bench.names import UnsafeName
 
 PROTOCOLS = Path(__file__).resolve().parents[1] / "protocols"
@@ -129,7 +130,7 @@ def test_evaluate_refuses_a_protocol_file_named_otherwise_before_anything(tiny_m
 
 def test_evaluate_refuses_two_different_protocols_of_one_name(tiny_merged, tmp_path):
     base, _, _ = tiny_merged
-    items = sp.items_from_h5(base / "merged.h5")
+    items = items_from_h5(base / "merged.h5")
     protocol = sp.load_protocol("bu3dfe-full")
     sp.write_manifest(sp.make_manifest(protocol, items, "t"), tmp_path / "m")
     other = protocol_file(tmp_path / "mine", "bu3dfe-full", test_fraction=0.5)
@@ -161,7 +162,7 @@ def test_a_rehashed_manifest_whose_name_climbs_out_is_refused(tmp_path, field, v
 
 
 def test_write_manifest_refuses_to_write_outside_its_folder(tmp_path):
-    manifest = sp.make_manifest(sp.load_protocol("bu3dfe-full"), sp.bu3dfe_catalogue(), "t")
+    manifest = sp.make_manifest(sp.load_protocol("bu3dfe-full"), bu3dfe_catalogue(), "t")
     out = tmp_path / "out"
     before = snapshot(tmp_path)
     forged = sp.Manifest(dict(manifest.content, protocol="../escape"))

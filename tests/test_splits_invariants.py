@@ -15,10 +15,11 @@ from click.testing import CliRunner
 from fer3d_bench import splits as sp
 from fer3d_bench.cli import main
 from fer3d_bench.errors import ManifestMismatch
-from fer3d_bench.evaluation.plan import checked_manifest
+from fer3d_bench.manifests import CheckedManifest, bu3dfe_catalogue, items_from_h5
+from fer3d_bench.sources import subject_of
 
 PUBLISHED = Path(__file__).resolve().parents[1] / "data_manifests"
-CATALOGUE = sp.bu3dfe_catalogue()
+CATALOGUE = bu3dfe_catalogue()
 FULL = sp.load_protocol("bu3dfe-full")
 GENERATED = sp.make_manifest(FULL, CATALOGUE, "BU-3DFE naming scheme").content
 
@@ -57,7 +58,7 @@ def test_the_generated_manifest_verifies(tmp_path):
 def test_the_published_manifests_keep_every_invariant(name):
     manifest = sp.read_manifest(PUBLISHED / name / "1.0.0.json")
     protocol = sp.load_protocol(name)
-    assert sp.broken_invariants(manifest.content, protocol) == []
+    assert manifest.broken_invariants(protocol) == []
     assert sp.verify(manifest, protocol, CATALOGUE).ok
 
 
@@ -73,7 +74,7 @@ def test_a_sample_given_a_subject_of_another_fold_is_named(tmp_path):
         content["samples"][sample]["subject"] = other  # F0001 now trains on its own test scan
 
     content = edited(give_away)
-    assert sp.broken_invariants(content, FULL)[0] == (
+    assert sp.Manifest(content).broken_invariants(FULL)[0] == (
         f"sample {sample}: subject {other}, but its id names bu3dfe:F0001"
     )
     text = failing(verified(content, tmp_path))
@@ -129,7 +130,7 @@ def test_a_holdout_subject_on_both_sides_is_named():
     train, test = content["repetitions"][0]["subjects"]
     assert len(test) == 20 and not set(train) & set(test)
     train.append(test[0])
-    problems = sp.broken_invariants(content, protocol)
+    problems = sp.Manifest(content).broken_invariants(protocol)
     assert f"repetition 0: subject {test[0]} is in train and test" in problems
 
 
@@ -146,14 +147,14 @@ def test_a_holdout_subject_on_both_sides_is_named():
     ],
 )
 def test_a_sample_id_names_its_subject(sample_id, subject):
-    assert sp.subject_of(sample_id) == subject
+    assert subject_of(sample_id) == subject
 
 
 def test_verify_and_evaluate_refuse_a_manifest_that_leaks(tiny_merged, tmp_path):
     """cross-dataset tests on CalD3r and MenD3s: a CalD3r scan handed to a BU-3DFE subject
     would be trained on, with every hash in order."""
     base, _, _ = tiny_merged
-    items = sp.items_from_h5(base / "merged.h5")
+    items = items_from_h5(base / "merged.h5")
     protocol = sp.load_protocol("cross-dataset")
     sp.write_manifest(sp.make_manifest(protocol, items, "t"), tmp_path / "m")
     path = tmp_path / "m" / "cross-dataset" / "1.0.0.json"
@@ -172,7 +173,9 @@ def test_verify_and_evaluate_refuse_a_manifest_that_leaks(tiny_merged, tmp_path)
     assert f"sample {sample}: subject {train_subject}, but its id names {truth}" in result.output
     assert "contradicts itself or its protocol" in result.output
     with pytest.raises(ManifestMismatch, match=f"sample {sample}: subject {train_subject}"):
-        checked_manifest("cross-dataset", tmp_path / "m", base / "merged.h5", items)
+        CheckedManifest.of_protocol("cross-dataset", tmp_path / "m").against(
+            base / "merged.h5", items
+        )
 
 
 def test_a_rehashed_manifest_of_another_shape_is_refused(tmp_path):
@@ -202,9 +205,9 @@ def test_train_refuses_a_manifest_that_leaks_before_it_reads_the_dataset(tmp_pat
 def test_a_manifest_of_a_protocol_of_ones_own_is_checked_against_itself():
     custom = sp.Protocol(**{**FULL.__dict__, "name": "my-full", "folds": 4})
     content = sp.make_manifest(custom, CATALOGUE, "test").content
-    assert sp.broken_invariants(content, sp.manifest_protocol(content)) == []
+    assert sp.Manifest(content).broken_invariants(sp.Manifest(content).stated_protocol()) == []
     content["repetitions"][0]["counts"][2]["fear"] += 1
-    assert sp.broken_invariants(content, sp.manifest_protocol(content)) == [
+    assert sp.Manifest(content).broken_invariants(sp.Manifest(content).stated_protocol()) == [
         "repetition 0, fold 2: stated counts fear "
         f"{content['repetitions'][0]['counts'][2]['fear']} "
         f"(its samples: {content['repetitions'][0]['counts'][2]['fear'] - 1})"

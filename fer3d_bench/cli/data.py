@@ -21,10 +21,10 @@ from fer3d_bench.dataset.verify import verify as verify_file
 from fer3d_bench.io import atomic_path
 from fer3d_bench.render.layout import ALIGNMENT_CSV, QA_PNG
 from fer3d_bench.render.run import render_dataset, summarise
-from fer3d_bench.sample import SampleConfig
-from fer3d_bench.sample import make_sample as generate
 from fer3d_bench.sources import SOURCES, scan_root
 from fer3d_bench.sources.summary import format_scan, sample_table
+from fer3d_bench.synthetic import SampleConfig
+from fer3d_bench.synthetic import make_sample as generate
 
 COMPRESSIONS = ("none", "gzip", "lzf")
 

@@ -7,27 +7,35 @@ from pathlib import Path
 
 import click
 
-from fer3d_bench import splits as sp
 from fer3d_bench.cli.options import (
     ablation_option,
     dataset_file,
     epochs_option,
-    launcher_option,
     preset_option,
     stack,
     training_options,
 )
 from fer3d_bench.cli.report import print_report
 from fer3d_bench.evaluation.cluster import MIN_TIMEOUT_MIN, SlurmOptions
+from fer3d_bench.evaluation.launchers import LAUNCHERS, Launch
 from fer3d_bench.evaluation.plan import EvalSpec
 from fer3d_bench.experiments import experiment_names, load_experiment
 from fer3d_bench.pipeline.demo import run_demo
-from fer3d_bench.pipeline.evaluate import Launch, train_fold
+from fer3d_bench.pipeline.evaluate import TrainSpec, train_fold
 from fer3d_bench.pipeline.evaluate import evaluate as run_evaluation
+from fer3d_bench.splits import MANIFESTS_DIR
+from fer3d_bench.train.checkpoint import CHECKPOINT
 from fer3d_bench.train.config import ConfigFile, load_config_file
 
 SLURM = SlurmOptions()
 at_least_one = click.IntRange(min=1)
+launcher_option = click.option(
+    "--launcher",
+    type=click.Choice(list(LAUNCHERS)),
+    default=next(iter(LAUNCHERS)),
+    show_default=True,
+    help="local: here; slurm: a submitit job array; submitit-local: submitit's local executor.",
+)
 
 
 @click.command("train")
@@ -40,9 +48,9 @@ at_least_one = click.IntRange(min=1)
 @epochs_option
 @ablation_option(multiple=False)
 @training_options
-def train(dataset, manifest, fold, repetition, out, preset, epochs, ablation, **training) -> None:
+def train(dataset, manifest, fold, repetition, out, preset, epochs, ablation, environment) -> None:
     """Train the reference model on one fold of a manifest; resumes from OUT."""
-    result = train_fold(
+    spec = TrainSpec(
         dataset,
         manifest,
         out,
@@ -51,16 +59,21 @@ def train(dataset, manifest, fold, repetition, out, preset, epochs, ablation, **
         preset=preset or "paper",
         overrides={} if epochs is None else {"epochs": epochs},
         ablation=ablation,
-        **training,
+        environment=environment.placed(progress=True),
     )
-    if result.left_out:
-        click.echo(f"left out of training (flagged low-quality): {', '.join(result.left_out)}")
+    result = train_fold(spec)
+    if result.training_left_out:
+        left_out = ", ".join(result.training_left_out)
+        click.echo(f"left out of training (flagged low-quality): {left_out}")
     for record in result.history:
         click.echo(
             f"epoch {record['epoch']:>3}  loss {record['loss_total']:.4f}  "
             f"train {record['train_accuracy']:.3f}  test {record['test_accuracy']:.3f}"
         )
-    click.echo(f"test-fold accuracy {result.test_accuracy:.4f}; checkpoint {result.checkpoint}")
+    if not result.ok:
+        raise click.ClickException(f"the fold failed: {result.reason}")
+    accuracy = result.history[-1]["test_accuracy"]
+    click.echo(f"test-fold accuracy {accuracy:.4f}; checkpoint {Path(out) / CHECKPOINT}")
 
 
 def _run_options(function):
@@ -174,7 +187,7 @@ def _run(*, config_file, epochs, preset, manifests, jobs, wait, **options) -> No
         wait_timeout_min=options.pop("wait_timeout"),
     )
     spec = EvalSpec(
-        manifests=manifests or sp.MANIFESTS_DIR,
+        manifests=manifests or MANIFESTS_DIR,
         preset=preset or loaded.preset or "paper",
         overrides=overrides,
         config_source=loaded.source or None,

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import click
 
-from fer3d_bench.evaluation import LAUNCHERS
 from fer3d_bench.render.backends import BACKENDS
 from fer3d_bench.render.options import RenderOptions
 from fer3d_bench.sources import SOURCES
 from fer3d_bench.train.config import ABLATIONS, DEVICES, PRESETS
+from fer3d_bench.train.environment import Placement, TrainingEnvironment
+from fer3d_bench.weights.request import PretrainedWeights
 
 DEFAULTS = RenderOptions()
 EXCLUDE_FLAGGED_HELP = (
@@ -103,24 +104,47 @@ preset_option = click.option(
     "--preset", type=click.Choice(list(PRESETS)), help="Training preset [default: paper]."
 )
 epochs_option = click.option("--epochs", type=int, help="Override the number of epochs.")
-training_options = stack(
-    click.option("--device", type=click.Choice(DEVICES), default=DEVICES[0], show_default=True),
-    click.option(
-        "--backbone-weights",
-        type=click.Path(path_type=Path, exists=True, dir_okay=False),
-        help="Local backbone weights: a safetensors file from `weights import`, a timm state "
-        "dict, or (with --trust-pickle) a whole-model pickle.",
-    ),
-    click.option("--trust-pickle", is_flag=True, help="Allow loading a whole-model pickle."),
-    click.option(
-        "--allow-architecture-mismatch",
-        is_flag=True,
-        help="Load a known weights file into a backbone other than the one it was made for "
-        "(refused by default); recorded, and the report calls the run pretrained differently "
-        "from the paper.",
-    ),
-    click.option("--exclude-flagged", is_flag=True, help=EXCLUDE_FLAGGED_HELP),
-)
+
+
+def training_options(function):
+    """--device ... --exclude-flagged, handed to the command as one `environment`
+    (TrainingEnvironment): built here once, carried whole to every job."""
+
+    @functools.wraps(function)
+    def command(
+        *args,
+        device,
+        backbone_weights,
+        trust_pickle,
+        allow_architecture_mismatch,
+        exclude_flagged,
+        **kw,
+    ):
+        environment = TrainingEnvironment(
+            weights=PretrainedWeights(backbone_weights, trust_pickle, allow_architecture_mismatch),
+            placement=Placement(device=device),
+            exclude_flagged=exclude_flagged,
+        )
+        return function(*args, environment=environment, **kw)
+
+    return stack(
+        click.option("--device", type=click.Choice(DEVICES), default=DEVICES[0], show_default=True),
+        click.option(
+            "--backbone-weights",
+            type=click.Path(path_type=Path, exists=True, dir_okay=False),
+            help="Local backbone weights: a safetensors file from `weights import`, a timm state "
+            "dict, or (with --trust-pickle) a whole-model pickle.",
+        ),
+        click.option("--trust-pickle", is_flag=True, help="Allow loading a whole-model pickle."),
+        click.option(
+            "--allow-architecture-mismatch",
+            is_flag=True,
+            help="Load a known weights file into a backbone other than the one it was made for "
+            "(refused by default); recorded, and the report calls the run pretrained differently "
+            "from the paper.",
+        ),
+        click.option("--exclude-flagged", is_flag=True, help=EXCLUDE_FLAGGED_HELP),
+    )(command)
 
 
 def ablation_option(multiple: bool):
@@ -132,12 +156,3 @@ def ablation_option(multiple: bool):
         type=click.Choice(list(ABLATIONS)),
         help=help_text if multiple else "Train this ablation of the reference model instead.",
     )
-
-
-launcher_option = click.option(
-    "--launcher",
-    type=click.Choice(LAUNCHERS),
-    default=LAUNCHERS[0],
-    show_default=True,
-    help="local: here; slurm: a submitit job array; submitit-local: submitit's local executor.",
-)

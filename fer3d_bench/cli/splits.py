@@ -31,7 +31,7 @@ def generate(names, dataset, naming_scheme, out) -> None:
         items = protocol_items(protocol, dataset, naming_scheme)
         manifest, written = generate_manifest(protocol, items, out)
         click.echo(
-            f"{protocol.name} {protocol.version}: {len(manifest.content['samples'])} samples, "
+            f"{protocol.name} {protocol.version}: {len(manifest)} samples, "
             f"sha256 {manifest.sha256} -> {written}"
         )
 
@@ -43,7 +43,7 @@ def verify(manifest_path, dataset) -> None:
     """Check a manifest's own invariants, and that a dataset holds exactly its samples, labels
     and subjects."""
     manifest, result = verify_manifest(manifest_path, dataset)
-    click.echo(f"{manifest_path}: {len(manifest.content['samples'])} samples expected")
+    click.echo(f"{manifest_path}: {len(manifest)} samples expected")
     for line in result.describe():
         click.echo(f"  {line}")
     if result.broken:
@@ -58,4 +58,4 @@ def verify(manifest_path, dataset) -> None:
 @click.option("--repetition", default=0, show_default=True)
 def show(manifest_path, repetition) -> None:
     """Per-fold class table of one repetition of a manifest."""
-    click.echo(sp.fold_table(sp.read_manifest(manifest_path), repetition))
+    click.echo(sp.read_manifest(manifest_path).table(repetition))

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
-from fer3d_bench import splits as sp
 from fer3d_bench.cli.options import dataset_file, epochs_option, preset_option, training_options
+from fer3d_bench.splits import MANIFESTS_DIR
 from fer3d_bench.tune import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S
 
 at_least_one = click.IntRange(min=1)
@@ -82,7 +82,7 @@ def tune(dataset, protocol, manifests, preset, heartbeat_interval, grace_period,
     spec = study.TuneSpec(
         dataset=dataset,
         protocol=protocol,
-        manifests=manifests or sp.MANIFESTS_DIR,
+        manifests=manifests or MANIFESTS_DIR,
         preset=preset or "paper",
         heartbeat=storage.Heartbeat(heartbeat_interval, grace_period),
         **options,

@@ -5,18 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
+import h5py
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import h5py  # noqa: E402
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from fer3d_bench.dataset.flags import describe_flags, flag_counts  # noqa: E402
-from fer3d_bench.dataset.reader import H5Dataset  # noqa: E402
-from fer3d_bench.plots import save_figure  # noqa: E402
-from fer3d_bench.render.overlay import QA_COUNT, Panel, draw_panels, qa_title, worst_first  # noqa: E402
+from fer3d_bench.dataset.flags import describe_flags, flag_counts
+from fer3d_bench.dataset.reader import H5Dataset
+from fer3d_bench.plots import save_figure
+from fer3d_bench.render.overlay import QA_COUNT, Panel, draw_panels, qa_title, worst_first
 
 
 def describe(path: Path) -> str:
@@ -84,7 +81,8 @@ def contact_sheet(path: Path, target: Path, per_class: int = 2) -> Path:
             for index in data.indices(dataset=name, label=label)[:per_class]
         ]
         rows = int(np.ceil(len(picks) / 4))
-        fig, axes = plt.subplots(rows, 8, figsize=(16, 2.2 * rows), squeeze=False)
+        fig = Figure(figsize=(16, 2.2 * rows))
+        axes = fig.subplots(rows, 8, squeeze=False)
         for ax in axes.ravel():
             ax.axis("off")
         for k, (name, index) in enumerate(picks):
@@ -102,7 +100,8 @@ def class_chart(path: Path, target: Path) -> Path:
     """Class distribution, one bar chart per dataset (as the paper's Fig. 3)."""
     with H5Dataset(path) as data:
         names = sorted(set(data.datasets))
-        fig, axes = plt.subplots(1, len(names), figsize=(4.5 * len(names), 3.4), squeeze=False)
+        fig = Figure(figsize=(4.5 * len(names), 3.4))
+        axes = fig.subplots(1, len(names), squeeze=False)
         for ax, name in zip(axes[0], names, strict=True):
             counts = np.bincount(data.labels[data.datasets == name], minlength=len(data.classes))
             bars = ax.bar(range(len(data.classes)), counts, color="#4c72b0")

@@ -10,8 +10,7 @@ a folder holding another configuration is refused before anything trains.
 - `plan`: check the dataset against the manifests, write run.json, list the jobs (no torch);
 - `folder`: what an existing run folder may be resumed with, and what it refuses;
 - `job`: one fold, trained and tested, its result.json written;
-- `local`, `pool`, `cluster`: the launchers (here one after another, a process pool, a
-  submitit job array on Slurm or submitit's local executor).
+- `local`, `pool`, `cluster`: how jobs run (here one after another, a process pool, a
+  submitit job array on Slurm or submitit's local executor);
+- `launchers`: those behind one interface, registered by name (`LAUNCHERS`).
 """
-
-LAUNCHERS = ("local", "slurm", "submitit-local")

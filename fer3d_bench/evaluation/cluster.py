@@ -28,7 +28,7 @@ import re
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import submitit
@@ -42,7 +42,6 @@ from fer3d_bench.evaluation.plan import FoldJob
 from fer3d_bench.evaluation.pool import run_pool
 from fer3d_bench.records.io import RecordDamaged, SchemaMismatch, write_json
 
-CLUSTERS = {"slurm": "slurm", "submitit-local": "local"}  # launcher -> submitit cluster
 JOBS_SCHEMA = "fer3d-bench/jobs/1"
 JOB_ID = re.compile(r"\d+(_\d+)?")
 # submitit asks Slurm for its USR2 signal 90 s before the time limit and installs the handler
@@ -165,8 +164,7 @@ def _submit(jobs: list[FoldJob], folder: Path, name: str, cluster: str, options:
     if options.partition:
         parameters["slurm_partition"] = options.partition
     executor.update_parameters(**parameters)
-    for job in jobs:
-        job.progress = False
+    jobs = [replace(job, environment=job.environment.placed(progress=False)) for job in jobs]
     k = options.folds_per_job
     groups = [jobs[i : i + k] for i in range(0, len(jobs), k)]
     try:

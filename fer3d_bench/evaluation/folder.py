@@ -11,6 +11,7 @@ from pathlib import Path
 
 from fer3d_bench.errors import ConfigError
 from fer3d_bench.records.io import read_json
+from fer3d_bench.records.job import JobIdentity
 from fer3d_bench.records.result import FoldResult, read_result
 from fer3d_bench.records.run import RunInfo, flat_config
 
@@ -83,13 +84,13 @@ def _refuse_other_run(folder: Path, old: RunInfo, new: RunInfo) -> None:
             )
 
 
-def existing_result(path: Path, identity: dict) -> FoldResult | None:
+def existing_result(path: Path, identity: JobIdentity) -> FoldResult | None:
     """The finished result of the job `identity`, None if there is none; another's is refused."""
     if not path.exists():
         return None
     result = read_result(path)
     if result.job != identity:
-        keys = changed(result.job, identity)
+        keys = changed(result.job.to_json(), identity.to_json())
         raise ConfigError(
             f"{path} holds the result of a different job (differs in {', '.join(keys[:5])}); "
             "choose another --out"

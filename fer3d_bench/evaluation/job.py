@@ -7,6 +7,7 @@ the result.json that names them; a failed fold leaves none.
 A job holds its fold folder's lock while it works: a second process (another `evaluate` on the
 same run folder) gets BUSY back for that fold instead of training it too, or, with `wait`,
 waits for the holder and then finds the fold finished (or resumes it, if the holder died).
+The job's device is resolved once, here, on the machine that trains it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from pathlib import Path
 import torch
 
 from fer3d_bench import __version__
-from fer3d_bench import splits as sp
 from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.errors import Fer3dError
 from fer3d_bench.evaluation.folder import existing_result
@@ -29,8 +29,13 @@ from fer3d_bench.records.embeddings import write_embeddings
 from fer3d_bench.records.io import read_jsonl
 from fer3d_bench.records.provenance import environment, git_commit, now
 from fer3d_bench.records.result import FAILED, OK, FoldResult, renamed_history, write_result
+from fer3d_bench.splits import read_manifest
 from fer3d_bench.train import loop
+from fer3d_bench.train.checkpoint import CHECKPOINT, METRICS
 from fer3d_bench.train.config import config_from_dict
+from fer3d_bench.train.device import resolve
+from fer3d_bench.train.environment import Placement
+from fer3d_bench.train.fold import training_fold
 
 BUSY = "busy"  # another living process holds the fold's lock
 CRASHED = "crashed"  # its cluster job died or raised before writing result.json
@@ -60,15 +65,15 @@ class FoldSummary:
         return f"{self.folder}: accuracy {self.accuracy:.3f} ({done}{note})"
 
 
-def runtime(device: str, launcher: str) -> Runtime:
-    """This machine's device and stack for run.json; a cluster job picks its device itself."""
+def runtime(placement: Placement) -> Runtime:
+    """This machine's stack for run.json, with the placement's device: resolved where the jobs
+    run here, else as asked (a cluster job resolves its own)."""
     extra = {
         "torch": torch.__version__,
         "cuda": torch.version.cuda,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
-    picked = loop.pick_device(device).type if launcher == "local" else device
-    return Runtime(device=picked, environment=environment() | extra)
+    return Runtime(device=placement.device, environment=environment() | extra)
 
 
 def run_fold(job: FoldJob, wait: bool = False) -> FoldSummary:
@@ -94,40 +99,31 @@ def run_fold(job: FoldJob, wait: bool = False) -> FoldSummary:
 
 
 def _train_and_test(job: FoldJob) -> FoldSummary:
-    torch.set_num_threads(job.threads or allocated_cpus())
+    placement = resolve(job.environment.placement)
+    torch.set_num_threads(placement.threads or allocated_cpus())
     folder = Path(job.run_dir) / job.folder
     identity = job.identity
-    manifest = sp.read_manifest(Path(job.manifest))
+    manifest = read_manifest(Path(job.manifest))
     with H5Dataset(job.dataset) as data:
-        if data.fingerprint != identity["dataset_fingerprint"]:
+        if data.fingerprint != identity.dataset_fingerprint:
             raise Fer3dError(f"{job.dataset} changed since the run was planned (fingerprint)")
-        train_idx, test_idx = sp.fold_indices(
-            manifest, data, identity["repetition"], identity["fold"]
-        )
+        train_idx, test_idx = manifest.fold_indices(data, *identity.position)
         truth = {data.sample_ids[i]: data.classes[int(data.labels[i])] for i in test_idx}
         names = list(data.classes)
+        empty = [n for n, idx in (("training", train_idx), ("test", test_idx)) if not len(idx)]
+        fold = None
+        if not empty:
+            exclude = job.environment.exclude_flagged
+            fold = training_fold(data, train_idx, test_idx, job.classes, exclude)
     started, clock = now(), time.perf_counter()
     result = FoldResult(job=identity, status=OK, classes=job.classes, weights=job.weights)
-    empty = [name for name, idx in (("training", train_idx), ("test", test_idx)) if not len(idx)]
     if empty:  # too few subjects for this many folds: nothing to train or test on
         result.status, result.reason = FAILED, f"the fold has no {' and no '.join(empty)} samples"
     else:
+        config = config_from_dict(identity.training.config)
         try:
-            outcome = loop.train(
-                Path(job.dataset),
-                train_idx,
-                test_idx,
-                folder,
-                config_from_dict(identity["config"]),
-                device=job.device,
-                backbone_weights=Path(job.backbone_weights) if job.backbone_weights else None,
-                trust_pickle=job.trust_pickle,
-                allow_architecture_mismatch=job.allow_architecture_mismatch,
-                progress=job.progress,
-                classes=job.classes,
-                exclude_flagged=job.exclude_flagged,
-            )
-            result.history, result.training_left_out = outcome.history, outcome.left_out
+            outcome = loop.train(fold, folder, config, placement, job.environment.weights)
+            result.history, result.training_left_out = outcome.history, list(fold.left_out)
             result.predictions = {
                 sid: {"true": truth[sid], "pred": names[k]}
                 for sid, k in sorted(outcome.predictions.items())
@@ -136,9 +132,9 @@ def _train_and_test(job: FoldJob) -> FoldSummary:
             result.embeddings = write_embeddings(folder, outcome.embeddings)  # before result.json
         except FloatingPointError as exc:  # diverged: this fold fails, the others go on
             result.status, result.reason = FAILED, f"training diverged: {exc}"
-            result.history = [renamed_history(e) for e in read_jsonl(folder / "metrics.jsonl")]
-    result.checkpoint = f"{job.folder}/checkpoint.pt"
-    result.device = loop.pick_device(job.device).type
+            result.history = [renamed_history(e) for e in read_jsonl(folder / METRICS)]
+    result.checkpoint = f"{job.folder}/{CHECKPOINT}"
+    result.device = placement.device
     result.threads = torch.get_num_threads()
     result.seconds = round(time.perf_counter() - clock, 3)
     result.started, result.finished = started, now()

@@ -13,22 +13,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fer3d_bench import __version__
-from fer3d_bench import splits as sp
 from fer3d_bench.dataset import H5Dataset
-from fer3d_bench.errors import ConfigError, ManifestMismatch
+from fer3d_bench.errors import ConfigError
 from fer3d_bench.evaluation.folder import existing_result, merge_run_info
 from fer3d_bench.io import inside
+from fer3d_bench.manifests import CheckedManifest, items_of
 from fer3d_bench.names import checked_name
+from fer3d_bench.records.job import JobIdentity, Training
 from fer3d_bench.records.provenance import environment, git_commit, now
 from fer3d_bench.records.run import ProtocolEntry, RunInfo, flat_config, write_run_info
+from fer3d_bench.splits import MANIFESTS_DIR, Protocol
 from fer3d_bench.train.config import (
     FULL,
     PAPER,
     PRESETS,
     TrainConfig,
     applied_protocol_train,
+    protocol_train,
     variant_configs,
 )
+from fer3d_bench.train.environment import TrainingEnvironment
 from fer3d_bench.weights.known import weights_record
 
 RESULT_FILE = "result.json"
@@ -41,18 +45,14 @@ class EvalSpec:
     dataset: Path
     protocols: Sequence[str]
     out: Path
-    manifests: Path = sp.MANIFESTS_DIR
+    manifests: Path = MANIFESTS_DIR
     preset: str = "paper"
     overrides: dict = field(default_factory=dict)
     ablations: Sequence[str] = ()
     repetitions: int | None = None  # run only the first N repetitions of each protocol
     max_folds: int | None = None  # run only the first N folds of each repetition
-    device: str = "auto"
-    backbone_weights: Path | None = None
-    trust_pickle: bool = False
-    allow_architecture_mismatch: bool = False  # a known file into another backbone, recorded
+    environment: TrainingEnvironment = field(default_factory=TrainingEnvironment)
     launcher: str = "local"
-    exclude_flagged: bool = False  # leave training samples flagged low-quality out
     config_source: dict | None = None  # the --config file: {"file", "sha256"[, "tuned"]}
     experiment: dict | None = None  # what `reproduce` runs (experiments.Experiment.record)
 
@@ -70,19 +70,13 @@ class FoldJob:
     """One fold of one repetition of one protocol for one variant: picklable, self-contained."""
 
     run_dir: str
-    folder: str  # relative to run_dir
+    folder: str  # relative to run_dir (evaluate: identity.folder)
     dataset: str
     manifest: str
-    identity: dict  # the `job` block of result.json; equal blocks mean the same job
+    identity: JobIdentity  # the `job` block of result.json; equal identities, the same job
     classes: list[str]
-    device: str = "auto"
-    backbone_weights: str | None = None
-    trust_pickle: bool = False
-    allow_architecture_mismatch: bool = False
+    environment: TrainingEnvironment = field(default_factory=TrainingEnvironment)
     weights: dict = field(default_factory=lambda: {"pretrained": False})  # for result.json
-    progress: bool = False
-    threads: int | None = None
-    exclude_flagged: bool = False
 
     @property
     def result_path(self) -> Path:
@@ -99,68 +93,46 @@ class Plan:
         return [j for j in self.jobs if not j.result_path.exists()]
 
 
-def plan(spec: EvalSpec, runtime: Runtime | None = None, progress: bool = False) -> Plan:
+def plan(spec: EvalSpec, runtime: Runtime | None = None) -> Plan:
     """Check everything, write run.json, and list the fold jobs; trains nothing."""
-    runtime = runtime or Runtime(device=spec.device)
+    runtime = runtime or Runtime(device=spec.environment.placement.device)
     variants = variant_configs(spec.preset, spec.overrides, spec.ablations)
     with H5Dataset(spec.dataset) as data:
-        fingerprint, items = data.fingerprint, sp.items_of(data)
+        fingerprint, items = data.fingerprint, items_of(data)
     run_dir = Path(spec.out)
     info = _run_info(spec, variants, fingerprint, runtime)
-    manifests = {}
+    manifests: dict[str, CheckedManifest] = {}
     for name in spec.protocols:  # keyed by the protocol's own name, never by the argument
-        protocol, manifest, path = checked_manifest(name, spec.manifests, spec.dataset, items)
-        if protocol.name in manifests and manifests[protocol.name][0] != protocol:
+        found = CheckedManifest.of_protocol(name, spec.manifests).against(spec.dataset, items)
+        protocol = found.protocol
+        if protocol.name in manifests and manifests[protocol.name].protocol != protocol:
             raise ConfigError(f"{name}: another --protocol gave a different {protocol.name}")
-        manifests[protocol.name] = (protocol, manifest, path)
-        info.protocols[protocol.name] = _protocol_entry(protocol, manifest, path, spec)
+        manifests[protocol.name] = found
+        info.protocols[protocol.name] = _protocol_entry(found, spec)
     info = merge_run_info(run_dir / "run.json", info)
     jobs = []
-    for protocol, manifest, path in manifests.values():  # the paper's settings for it
+    for found in manifests.values():  # the paper's settings for it
         configs = variant_configs(
-            spec.preset, spec.overrides, spec.ablations, paper_train(protocol, spec)
+            spec.preset, spec.overrides, spec.ablations, paper_train(found.protocol, spec)
         )
         jobs += [
             job
             for variant, config in configs.items()
-            for job in _fold_jobs(spec, run_dir, variant, config, protocol, manifest, path, info)
+            for job in _fold_jobs(spec, run_dir, variant, config, found, info)
         ]
-    jobs.sort(key=lambda j: list(variants).index(j.identity["variant"]))  # variant by variant
+    jobs.sort(key=lambda j: list(variants).index(j.identity.variant))  # variant by variant
     for job in jobs:
-        job.progress = progress
         existing_result(job.result_path, job.identity)  # refuses another configuration's
     run_dir.mkdir(parents=True, exist_ok=True)
     write_run_info(run_dir / "run.json", info)
     return Plan(run_dir, info, jobs)
 
 
-def checked_manifest(name: str, manifests: Path, dataset: Path, items: list[sp.Item]):
-    """(protocol, manifest, path) of a protocol, refused unless the dataset matches it."""
-    protocol = sp.load_protocol(name)
-    path = Path(manifests) / protocol.name / f"{protocol.version}.json"
-    manifest = sp.read_manifest(path)
-    content = manifest.content
-    if (content["protocol"], content["version"]) != (protocol.name, protocol.version):
-        raise ManifestMismatch(
-            f"{path}: holds {content['protocol']} {content['version']}, "
-            f"not {protocol.name} {protocol.version}"
-        )
-    result = sp.verify(manifest, protocol, items)
-    if not result.ok:
-        details = "\n  ".join(result.describe())
-        raise ManifestMismatch(
-            f"{path} does not match {dataset} (as `fer3d-bench splits verify --manifest "
-            f"{path} --dataset {dataset}` reports):\n  {details}\n"
-            "Evaluate against the manifest the dataset was meant for (--manifests DIR), or "
-            "generate one for this dataset with `fer3d-bench splits generate`."
-        )
-    return protocol, manifest, path
-
-
 def _run_info(spec: EvalSpec, variants: dict, fingerprint: str, runtime: Runtime) -> RunInfo:
     commit, dirty = git_commit()
+    request = spec.environment.weights
     weights = weights_record(
-        spec.backbone_weights, variants[FULL].model.backbone, spec.allow_architecture_mismatch
+        request.path, variants[FULL].model.backbone, request.allow_architecture_mismatch
     )
     return RunInfo(
         name=Path(spec.out).name,
@@ -169,9 +141,9 @@ def _run_info(spec: EvalSpec, variants: dict, fingerprint: str, runtime: Runtime
         overrides=dict(sorted(spec.overrides.items())),
         config_file=spec.config_source,
         experiment=spec.experiment,
-        backbone_weights=_weights_identity(weights),
+        backbone_weights=weights_identity(weights),
         weights=weights,
-        exclude_flagged=spec.exclude_flagged,
+        exclude_flagged=spec.environment.exclude_flagged,
         reference={"paper": flat_config(PRESETS[PAPER].as_dict())},
         variants={name: config.as_dict() for name, config in variants.items()},
         protocols={},
@@ -185,20 +157,15 @@ def _run_info(spec: EvalSpec, variants: dict, fingerprint: str, runtime: Runtime
     )
 
 
-def _weights_identity(record: dict) -> dict | None:
-    """Pretrained weights change every result: their sha256 is part of each job's identity."""
-    return {"file": record["file"], "sha256": record["sha256"]} if record["pretrained"] else None
-
-
-def _protocol_entry(
-    protocol: sp.Protocol, manifest: sp.Manifest, path: Path, spec
-) -> ProtocolEntry:
-    total_reps = len(manifest.content["repetitions"])
+def _protocol_entry(found: CheckedManifest, spec: EvalSpec) -> ProtocolEntry:
+    protocol, manifest = found.protocol, found.manifest
+    total_reps = manifest.repetitions
     total_folds = protocol.folds_per_repetition
+    train = paper_train(protocol, spec)
     return ProtocolEntry(
         version=protocol.version,
         kind=protocol.kind,
-        manifest=str(path),
+        manifest=str(found.path),
         manifest_sha256=manifest.sha256,
         classes=list(protocol.classes),
         seed=protocol.seed,
@@ -206,12 +173,10 @@ def _protocol_entry(
         folds_total=total_folds,
         repetitions_run=min(total_reps, spec.repetitions or total_reps),
         folds_run=min(total_folds, spec.max_folds or total_folds),
-        train_defaults=paper_train(protocol, spec),
+        train_defaults=train,
         train_applied={
             key: value
-            for key, value in applied_protocol_train(
-                spec.preset, paper_train(protocol, spec)
-            ).items()
+            for key, value in applied_protocol_train(spec.preset, train).items()
             if key not in spec.overrides
         },
     )
@@ -222,62 +187,73 @@ def _fold_jobs(
     run_dir: Path,
     variant: str,
     config: TrainConfig,
-    protocol: sp.Protocol,
-    manifest: sp.Manifest,
-    path: Path,
+    found: CheckedManifest,
     info: RunInfo,
 ) -> list[FoldJob]:
-    entry = info.protocols[protocol.name]
-    config_dict = config.as_dict()
-    prefix = variant_prefix(checked_name(variant, "variant"))
+    entry = info.protocols[found.protocol.name]
+    checked_name(variant, "variant")
     jobs = []
     for rep in range(min(entry.repetitions_total, spec.repetitions or 10**9)):
         for fold in range(min(entry.folds_total, spec.max_folds or 10**9)):
-            identity = {
-                "variant": variant,
-                "protocol": protocol.name,
-                "protocol_version": protocol.version,
-                "manifest_sha256": manifest.sha256,
-                "repetition": rep,
-                "fold": fold,
-                "dataset_fingerprint": info.fingerprint,
-                "config": config_dict,
-                "config_sha256": _sha(config_dict),
-                "seed": config.seed,
-                "backbone_weights": info.backbone_weights,
-            }
-            if spec.exclude_flagged:  # absent otherwise: jobs of earlier versions stay valid
-                identity["exclude_flagged"] = True
-            folder = f"{prefix}{protocol.name}/{rep}/{fold}"
-            inside(run_dir, run_dir / folder)  # names were checked where read; paths are too
+            identity = job_identity(
+                found,
+                variant,
+                config,
+                (rep, fold),
+                info.fingerprint,
+                info.backbone_weights,
+                spec.environment.exclude_flagged,
+            )
+            inside(run_dir, run_dir / identity.folder)  # names were checked where read
             jobs.append(
                 FoldJob(
                     run_dir=str(run_dir.resolve()),
-                    folder=folder,
+                    folder=identity.folder,
                     dataset=str(Path(spec.dataset).resolve()),
-                    manifest=str(Path(path).resolve()),
+                    manifest=str(Path(found.path).resolve()),
                     identity=identity,
-                    classes=list(protocol.classes),
-                    device=spec.device,
-                    backbone_weights=str(spec.backbone_weights) if spec.backbone_weights else None,
-                    trust_pickle=spec.trust_pickle,
-                    allow_architecture_mismatch=spec.allow_architecture_mismatch,
+                    classes=list(found.protocol.classes),
+                    environment=spec.environment,
                     weights=info.weights_record,
-                    exclude_flagged=spec.exclude_flagged,
                 )
             )
     return jobs
 
 
-def paper_train(protocol: sp.Protocol, spec: EvalSpec) -> dict:
+def job_identity(
+    found: CheckedManifest,
+    variant: str,
+    config: TrainConfig,
+    position: tuple[int, int],
+    fingerprint: str,
+    backbone_weights: dict | None,
+    exclude_flagged: bool,
+) -> JobIdentity:
+    """The identity of training `config` on one (repetition, fold) of a checked manifest."""
+    values = config.as_dict()
+    training = Training(values, config.seed, backbone_weights, exclude_flagged)
+    return JobIdentity(
+        variant=variant,
+        protocol=found.protocol.name,
+        protocol_version=found.protocol.version,
+        manifest_sha256=found.manifest.sha256,
+        repetition=position[0],
+        fold=position[1],
+        dataset_fingerprint=fingerprint,
+        config_sha256=_sha(values),
+        training=training,
+    )
+
+
+def weights_identity(record: dict) -> dict | None:
+    """Pretrained weights change every result: their sha256 is part of each job's identity."""
+    return {"file": record["file"], "sha256": record["sha256"]} if record["pretrained"] else None
+
+
+def paper_train(protocol: Protocol, spec: EvalSpec) -> dict:
     """The paper's training settings for `protocol` in this run: the protocol's [train] table,
     then the experiment's (Table VIII's 10 epochs), which is the more specific."""
-    return protocol.train_overrides | dict((spec.experiment or {}).get("train") or {})
-
-
-def variant_prefix(variant: str) -> str:
-    """Where a variant's folds lie in the run folder: the reference model at the top."""
-    return "" if variant == FULL else f"ablation-{variant}/"
+    return protocol_train(protocol) | dict((spec.experiment or {}).get("train") or {})
 
 
 def _sha(values: dict) -> str:

@@ -13,25 +13,23 @@ import textwrap
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from fer3d_bench.dataset import H5Dataset  # noqa: E402
+from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.dataset.statistics import Normalisation
-from fer3d_bench.errors import Fer3dError  # noqa: E402
-from fer3d_bench.explain.gradcam import grad_cam  # noqa: E402
-from fer3d_bench.io import atomic_path, inside  # noqa: E402
-from fer3d_bench.plots import save_figure  # noqa: E402
-from fer3d_bench.records.result import read_result  # noqa: E402
-from fer3d_bench.records.run import read_run_info  # noqa: E402
-from fer3d_bench.train.config import FULL, config_from_dict  # noqa: E402
-from fer3d_bench.train.data import FerTorchDataset  # noqa: E402
-from fer3d_bench.train.loop import read_checkpoint  # noqa: E402
-from fer3d_bench.train.model import FerNet  # noqa: E402
+from fer3d_bench.errors import Fer3dError
+from fer3d_bench.explain.gradcam import grad_cam
+from fer3d_bench.io import atomic_path, inside
+from fer3d_bench.plots import save_figure
+from fer3d_bench.records.job import variant_prefix
+from fer3d_bench.records.result import read_result
+from fer3d_bench.records.run import read_run_info
+from fer3d_bench.train.checkpoint import read_checkpoint
+from fer3d_bench.train.config import FULL, config_from_dict
+from fer3d_bench.train.data import FerTorchDataset
+from fer3d_bench.train.model import FerNet
 
 NAMES = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM"}
 # printed by the command and put under the figure's title when the model has the transformer head
@@ -63,14 +61,15 @@ def explain(
     run_dir = Path(run_dir)
     info = read_run_info(run_dir / "run.json")
     fold = fold or f"{next(iter(info.protocols))}/0/0"
-    prefix = "" if variant == FULL else f"ablation-{variant}/"
-    folder = inside(run_dir, run_dir / prefix / fold)
+    folder = inside(run_dir, run_dir / variant_prefix(variant) / fold)
     result = read_result(folder / "result.json")
     if not result.ok:
         raise Fer3dError(f"{folder / 'result.json'}: the fold failed ({result.reason})")
     out = inside(run_dir, Path(out) if out else run_dir / "figures" / "explain")
+    if result.job.training is None:
+        raise Fer3dError(f"{folder / 'result.json'}: scored predictions: no model to explain")
     saved = read_checkpoint(folder / "checkpoint.pt")
-    config = config_from_dict(result.job["config"])
+    config = config_from_dict(result.job.training.config)
     model = FerNet(replace(config.model, num_classes=len(result.classes)))
     try:
         model.load_state_dict(saved["model"])
@@ -140,7 +139,8 @@ def _save_maps(path: Path, ids: list[str], targets: list[int], maps) -> Path:
 def draw(path: Path, ids: list[str], result, images, maps, title: str) -> Path:
     """Rows = samples; columns: RGB under its heatmap, depth under its heatmap."""
     streams = 1 if maps.depth is None else 2
-    fig, axes = plt.subplots(len(ids), streams, figsize=(2.4 * streams, 2.4 * len(ids)))
+    fig = Figure(figsize=(2.4 * streams, 2.4 * len(ids)))
+    axes = fig.subplots(len(ids), streams)
     axes = np.array(axes).reshape(len(ids), streams)
     for row, sample in enumerate(ids):
         rgb, depth = images[row]

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from fer3d_bench import splits as sp
 from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.dataset.statistics import Normalisation, fold_statistics
-from fer3d_bench.evaluation.plan import checked_manifest
+from fer3d_bench.manifests import CheckedManifest, items_of
+from fer3d_bench.splits import MANIFESTS_DIR
 
 
 @dataclass(frozen=True)
@@ -50,29 +50,27 @@ class Fold:
 def folds(
     protocol: str,
     dataset: Path | str,
-    manifests: Path | str = sp.MANIFESTS_DIR,
+    manifests: Path | str = MANIFESTS_DIR,
     repetitions: int | None = None,
 ) -> list[Fold]:
     """Every (repetition, fold) of `protocol` on `dataset`, in order; the first `repetitions`
     only when given. Refuses a dataset that does not match the protocol's manifest."""
     dataset = Path(dataset)
     with H5Dataset(dataset) as data:
-        protocol_, manifest, _ = checked_manifest(
-            protocol, Path(manifests), dataset, sp.items_of(data)
-        )
-        content = manifest.content
-        count = len(content["repetitions"])
+        found = CheckedManifest.of_protocol(protocol, Path(manifests))
+        found.against(dataset, items_of(data))
+        manifest, count = found.manifest, found.manifest.repetitions
         listed = []
         for repetition in range(count if repetitions is None else min(repetitions, count)):
-            for fold in range(protocol_.folds_per_repetition):
-                train, test = sp.fold_indices(manifest, data, repetition, fold)
+            for fold in range(found.protocol.folds_per_repetition):
+                train, test = manifest.fold_indices(data, repetition, fold)
                 listed.append(
                     Fold(
-                        protocol=protocol_.name,
+                        protocol=found.protocol.name,
                         repetition=repetition,
                         fold=fold,
                         dataset=dataset,
-                        classes=tuple(content["classes"]),
+                        classes=tuple(manifest.classes),
                         train=train,
                         test=test,
                         train_ids=tuple(data.sample_ids[i] for i in train),

@@ -12,8 +12,7 @@ from torch.utils.data import Dataset
 
 from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.folds import Fold
-from fer3d_bench.train.data import AugmentConfig, FerTorchDataset
-from fer3d_bench.train.loop import class_outputs
+from fer3d_bench.train.data import AugmentConfig, FerTorchDataset, class_outputs
 
 
 class FoldSamples(Dataset):

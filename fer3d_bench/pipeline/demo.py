@@ -13,14 +13,16 @@ from pathlib import Path
 from fer3d_bench import splits as sp
 from fer3d_bench.dataset.build import BuildOptions, build_dataset
 from fer3d_bench.dataset.flags import describe_flags
+from fer3d_bench.evaluation.launchers import Launch
 from fer3d_bench.evaluation.plan import EvalSpec
-from fer3d_bench.pipeline.evaluate import Echo, Launch, evaluate
+from fer3d_bench.pipeline.evaluate import Echo, evaluate
 from fer3d_bench.pipeline.splits import generate_manifest, h5_items
 from fer3d_bench.render.layout import QA_PNG
 from fer3d_bench.render.options import RenderOptions
 from fer3d_bench.report import ReportPaths, write_report
 from fer3d_bench.report.tables import format_tables
-from fer3d_bench.sample import SampleConfig, make_sample
+from fer3d_bench.synthetic import SampleConfig, make_sample
+from fer3d_bench.train.environment import Placement, TrainingEnvironment
 
 SIZE = 64
 PRESET = "tiny"
@@ -76,7 +78,7 @@ def run_demo(
     items = h5_items(merged)
     for name, _, _ in evaluations:
         manifest, _ = generate_manifest(sp.load_protocol(name), items, out / "manifests")
-        echo(f"      {name}: {len(manifest.content['samples'])} samples, sha256 {manifest.sha256}")
+        echo(f"      {name}: {len(manifest)} samples, sha256 {manifest.sha256}")
     run_dir = out / "runs" / "demo"
     echo(f"[4/5] evaluate ({PRESET} preset) -> {run_dir}")
     for name, repetitions, folds in evaluations:
@@ -89,7 +91,7 @@ def run_demo(
             overrides=dict(overrides or {}),
             repetitions=repetitions,
             max_folds=folds,
-            device="cpu",
+            environment=TrainingEnvironment(placement=Placement(device="cpu")),
         )
         evaluate(spec, Launch(progress=progress), lambda line: echo(f"      {line}"), report=False)
     echo(f"[5/5] report -> {run_dir / 'report.md'}")

@@ -17,24 +17,25 @@ from dataclasses import replace
 from pathlib import Path
 
 from fer3d_bench import __version__
-from fer3d_bench import splits as sp
-from fer3d_bench.errors import Fer3dError, ManifestMismatch
+from fer3d_bench.errors import Fer3dError
 from fer3d_bench.io import atomic_path
+from fer3d_bench.manifests import CheckedManifest
 from fer3d_bench.metrics import prediction_metrics
 from fer3d_bench.names import checked_name
+from fer3d_bench.records.job import FULL, JobIdentity
 from fer3d_bench.records.predictions import Prediction, PredictionsError, read_predictions
 from fer3d_bench.records.provenance import now
 from fer3d_bench.records.result import OK, FoldResult, write_result
 from fer3d_bench.records.run import ProtocolEntry, RunInfo, write_run_info
 from fer3d_bench.report import ReportPaths, write_report
-from fer3d_bench.train.config import FULL
+from fer3d_bench.splits import MANIFESTS_DIR
 
 
 def score(
     protocol: str,
     predictions: Path,
     out: Path,
-    manifests: Path = sp.MANIFESTS_DIR,
+    manifests: Path = MANIFESTS_DIR,
     submission: dict | None = None,
     variant: str = FULL,
 ) -> ReportPaths:
@@ -50,12 +51,8 @@ def score(
             f"{out} is not an empty folder: score writes a run folder of its own there (a "
             "result.json an earlier scoring left would be counted); choose a new --out"
         )
-    proto = sp.load_protocol(protocol)
-    path = Path(manifests) / proto.name / f"{proto.version}.json"
-    manifest = sp.read_manifest(path)
-    broken = sp.broken_invariants(manifest.content, proto)
-    if broken:
-        raise ManifestMismatch(f"{path} contradicts itself:\n  " + "\n  ".join(broken))
+    found = CheckedManifest.of_protocol(protocol, Path(manifests)).checked()
+    proto = found.protocol
     rows = [
         r
         for r in read_predictions(predictions)
@@ -63,8 +60,8 @@ def score(
     ]
     if not rows:
         raise PredictionsError(predictions, f"no row of {proto.name} (variant {variant})")
-    by_fold = _checked(predictions, rows, manifest.content, proto)
-    entry = _entry(proto, manifest, path, by_fold)
+    by_fold = _checked(predictions, rows, found)
+    entry = _entry(found, by_fold)
     record = dict(submission or {})
     record |= {"predictions": predictions.name, "sha256": _sha256(predictions)}
     info = RunInfo(
@@ -81,7 +78,7 @@ def score(
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:  # the whole folder, renamed into place once complete
         try:
-            _write_run(tmp, info, by_fold, manifest, variant)
+            _write_run(tmp, info, by_fold, found, variant)
             paths = write_report(tmp)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -94,55 +91,54 @@ def score(
     )
 
 
-def _write_run(out: Path, info: RunInfo, by_fold: dict, manifest: sp.Manifest, variant: str):
+def _write_run(out: Path, info: RunInfo, by_fold: dict, found: CheckedManifest, variant: str):
     """run.json and one result.json per scored fold, in `out`."""
     out.mkdir()
     write_run_info(out / "run.json", info)
-    proto = next(iter(info.protocols))
-    prefix = "" if variant == FULL else f"ablation-{variant}/"
-    classes = list(manifest.content["classes"])
-    samples = manifest.content["samples"]
+    manifest = found.manifest
+    classes, samples = manifest.classes, manifest.samples()
     for (repetition, fold), fold_rows in sorted(by_fold.items()):
         result = FoldResult(
-            job={
-                "variant": variant,
-                "protocol": proto,
-                "protocol_version": info.protocols[proto].version,
-                "manifest_sha256": manifest.sha256,
-                "repetition": repetition,
-                "fold": fold,
-                "dataset_fingerprint": None,
-                "config_sha256": info.submission["sha256"],
-            },
+            job=JobIdentity(
+                variant=variant,
+                protocol=found.protocol.name,
+                protocol_version=found.protocol.version,
+                manifest_sha256=manifest.sha256,
+                repetition=repetition,
+                fold=fold,
+                dataset_fingerprint=None,
+                config_sha256=info.submission["sha256"],
+            ),
             status=OK,
             classes=classes,
             predictions={
-                r.sample_id: {"true": samples[r.sample_id]["label"], "pred": r.predicted}
+                r.sample_id: {"true": samples[r.sample_id].label, "pred": r.predicted}
                 | ({"scores": r.scores} if r.scores else {})
                 for r in sorted(fold_rows, key=lambda r: r.sample_id)
             },
             fer3d_bench_version=__version__,
         )
         result.metrics = prediction_metrics(result.predictions, classes)
-        folder = out / f"{prefix}{proto}/{repetition}/{fold}"
+        folder = out / result.job.folder
         folder.mkdir(parents=True)
         write_result(folder / "result.json", result)
 
 
-def _checked(path: Path, rows: list[Prediction], content: dict, proto: sp.Protocol):
+def _checked(path: Path, rows: list[Prediction], found: CheckedManifest):
     """(repetition, fold) -> its rows, every rule checked; PredictionsError names the row."""
-    repetitions = content["repetitions"]
+    proto, manifest = found.protocol, found.manifest
+    repetitions = manifest.repetitions
     folds = proto.folds_per_repetition
-    classes, samples = set(content["classes"]), content["samples"]
+    classes, samples = set(manifest.classes), manifest.samples()
     seen: dict[tuple[int, int, str], int] = {}
     by_fold: dict[tuple[int, int], list[Prediction]] = {}
     tested: dict[tuple[int, int], set[str]] = {}  # each fold's test samples, once
     for r in rows:
-        if not (0 <= r.repetition < len(repetitions) and 0 <= r.fold < folds):
+        if not (0 <= r.repetition < repetitions and 0 <= r.fold < folds):
             raise PredictionsError(
                 path,
                 f"{r.where}: repetition {r.repetition}, fold {r.fold} is not a fold of "
-                f"{proto.name} ({len(repetitions)} repetitions of {folds} folds)",
+                f"{proto.name} ({repetitions} repetitions of {folds} folds)",
             )
         if r.sample_id not in samples:
             raise PredictionsError(
@@ -154,8 +150,7 @@ def _checked(path: Path, rows: list[Prediction], content: dict, proto: sp.Protoc
             )
         where = (r.repetition, r.fold)
         if where not in tested:
-            subjects = sp.fold_test_subjects(content, r.repetition, r.fold)
-            tested[where] = {s for s, info in samples.items() if info["subject"] in subjects}
+            tested[where] = manifest.test_samples(r.repetition, r.fold)
         if r.sample_id not in tested[where]:
             raise PredictionsError(
                 path,
@@ -184,20 +179,21 @@ def _checked(path: Path, rows: list[Prediction], content: dict, proto: sp.Protoc
     return by_fold
 
 
-def _entry(proto: sp.Protocol, manifest: sp.Manifest, path: Path, by_fold: dict) -> ProtocolEntry:
+def _entry(found: CheckedManifest, by_fold: dict) -> ProtocolEntry:
     """The protocol as the report counts it: the smallest leading block of repetitions and folds
     that holds every scored fold (so evaluate's truncated runs read the same), the rest missing."""
+    proto, manifest = found.protocol, found.manifest
     return ProtocolEntry(
         version=proto.version,
         kind=proto.kind,
-        repetitions_total=len(manifest.content["repetitions"]),
+        repetitions_total=manifest.repetitions,
         folds_total=proto.folds_per_repetition,
         repetitions_run=1 + max(rep for rep, _ in by_fold),
         folds_run=1 + max(fold for _, fold in by_fold),
-        manifest=str(path),
+        manifest=str(found.path),
         manifest_sha256=manifest.sha256,
-        classes=list(manifest.content["classes"]),
-        seed=manifest.content.get("seed"),
+        classes=manifest.classes,
+        seed=manifest.seed,
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from fer3d_bench import splits as sp
 from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.errors import ConfigError
+from fer3d_bench.manifests import bu3dfe_catalogue, items_from_root, items_of
 from fer3d_bench.sources import BU3DFE, Bosphorus, CalD3rMenD3s
 
 # protocol dataset names (as in the merged file) -> the source that reads their tree
@@ -26,7 +27,7 @@ def protocol_items(protocol: sp.Protocol, dataset: Path | None, naming_scheme: b
     if naming_scheme:
         if set(protocol.datasets) != {"bu3dfe"}:
             raise ConfigError("--naming-scheme lists BU-3DFE only")
-        return Items(sp.bu3dfe_catalogue(), "BU-3DFE naming scheme (100 subjects x 25 scans)")
+        return Items(bu3dfe_catalogue(), "BU-3DFE naming scheme (100 subjects x 25 scans)")
     if dataset is None:
         raise ConfigError("give --dataset merged.h5|ROOT (or --naming-scheme for BU-3DFE)")
     if Path(dataset).is_file():
@@ -39,12 +40,12 @@ def protocol_items(protocol: sp.Protocol, dataset: Path | None, naming_scheme: b
     if len(trees) > 1:
         raise ConfigError(f"{protocol.name} spans several datasets: give a merged .h5 file")
     source = trees.pop()
-    return Items(sp.items_from_root(dataset, source), f"scan of a {source} tree")
+    return Items(items_from_root(dataset, source), f"scan of a {source} tree")
 
 
 def h5_items(path: Path) -> Items:
     with H5Dataset(path) as data:
-        return Items(sp.items_of(data), f"merged HDF5 with fingerprint {data.fingerprint}")
+        return Items(items_of(data), f"merged HDF5 with fingerprint {data.fingerprint}")
 
 
 def generate_manifest(protocol: sp.Protocol, items: Items, out: Path) -> tuple[sp.Manifest, Path]:
@@ -57,6 +58,6 @@ def generate_manifest(protocol: sp.Protocol, items: Items, out: Path) -> tuple[s
 def verify_manifest(manifest_path: Path, dataset: Path) -> tuple[sp.Manifest, sp.Verification]:
     """A manifest and what `splits verify` says of `dataset` (a merged .h5 or a tree) against it."""
     manifest = sp.read_manifest(manifest_path)
-    protocol = sp.load_protocol(manifest.content["protocol"])
+    protocol = sp.load_protocol(manifest.protocol_name)
     items = protocol_items(protocol, dataset, naming_scheme=False)
     return manifest, sp.verify(manifest, protocol, items.items)

@@ -9,7 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fer3d_bench.records.group import ReportGroup
 from fer3d_bench.records.io import SchemaMismatch, read_json, write_json
+from fer3d_bench.records.job import FULL
 from fer3d_bench.records.run import RunInfo
 
 REPORT_SCHEMA = "fer3d-bench/report/1"
@@ -19,21 +21,29 @@ _KEYS = ("run", "groups", "published", "timings", "figures")
 @dataclass
 class Report:
     run: RunInfo
-    groups: list[dict]  # one per (variant, protocol): title, truncation, aggregate, figures
+    groups: list[ReportGroup]  # one per (variant, protocol): title, truncation, aggregate...
     published: dict[str, list[dict]]  # protocol -> published rows with citations
     timings: dict = field(default_factory=dict)
     figures: list[str] = field(default_factory=list)  # relative to the run folder
     experiment: dict | None = None  # `reproduce`: the paper's table, its rows beside ours
+    extra: dict = field(default_factory=dict)  # keys of another version, kept as they were
 
-    def full(self) -> list[dict]:
+    def full(self) -> list[ReportGroup]:
         """The reference model's groups, one per protocol."""
-        return [g for g in self.groups if g["variant"] == "full"]
+        return [g for g in self.groups if g.variant == FULL]
+
+    def failed_folds(self) -> list[tuple[str, str | None]]:
+        """(folder relative to the run folder, reason) of every failed fold the report counts,
+        group by group: `<protocol>/<repetition>/<fold>` for the reference model,
+        `ablation-<variant>/<protocol>/<repetition>/<fold>` for another variant."""
+        return [failed for g in self.groups for failed in g.failed_folds()]
 
     def to_json(self) -> dict:
         return {
+            **self.extra,
             "schema": REPORT_SCHEMA,
             "run": self.run.to_json(),
-            "groups": self.groups,
+            "groups": [g.to_json() for g in self.groups],
             "published": self.published,
             "timings": self.timings,
             "figures": self.figures,
@@ -49,13 +59,18 @@ class Report:
         missing = [key for key in _KEYS if key not in data]
         if missing:
             raise SchemaMismatch(path, f"report lacks {missing}")
+        if not isinstance(data["groups"], list):
+            raise SchemaMismatch(path, "'groups' must be a list")
         return cls(
             run=RunInfo.from_json(data["run"], path),
-            groups=data["groups"],
+            groups=[
+                ReportGroup.from_json(g, path, f"groups[{k}]") for k, g in enumerate(data["groups"])
+            ],
             published=data["published"],
             timings=data["timings"],
             figures=data["figures"],
             experiment=data.get("experiment"),
+            extra={k: v for k, v in data.items() if k not in (*_KEYS, "schema", "experiment")},
         )
 
 

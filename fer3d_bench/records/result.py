@@ -12,19 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from fer3d_bench.names import checked_name
 from fer3d_bench.records.io import SchemaMismatch, read_json, write_json
+from fer3d_bench.records.job import JobIdentity
 
 RESULT_SCHEMA = "fer3d-bench/result/1"
 OK, FAILED = "ok", "failed"
-IDENTITY = ("variant", "protocol", "repetition", "fold")
-CONSISTENT = ("config_sha256", "manifest_sha256", "dataset_fingerprint")
+CONSISTENT = ("config_sha256", "manifest_sha256", "dataset_fingerprint")  # within a group
 RENAMED_HISTORY = {"val_accuracy": "test_accuracy"}  # the test fold was called "val" up to 0.7
 
 
 @dataclass
 class FoldResult:
-    job: dict
+    job: JobIdentity
     status: str
     classes: list[str]
     predictions: dict[str, dict] = field(default_factory=dict)  # id -> {"true", "pred"}
@@ -46,16 +45,16 @@ class FoldResult:
 
     @property
     def variant(self) -> str:
-        return self.job["variant"]
+        return self.job.variant
 
     @property
     def protocol(self) -> str:
-        return self.job["protocol"]
+        return self.job.protocol
 
     @property
     def position(self) -> tuple[int, int]:
         """(repetition, fold)."""
-        return int(self.job["repetition"]), int(self.job["fold"])
+        return self.job.position
 
     @property
     def ok(self) -> bool:
@@ -63,7 +62,7 @@ class FoldResult:
 
     def to_json(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
-        return {**self.extra, **data, "schema": RESULT_SCHEMA}
+        return {**self.extra, **data, "job": self.job.to_json(), "schema": RESULT_SCHEMA}
 
     @classmethod
     def from_json(cls, data: dict, path: Path) -> FoldResult:
@@ -71,18 +70,14 @@ class FoldResult:
             raise SchemaMismatch(
                 path, f"expected schema {RESULT_SCHEMA!r}, found {data.get('schema')!r}"
             )
-        job = data.get("job")
-        required = (*IDENTITY, *CONSISTENT)
-        if not isinstance(job, dict) or any(key not in job for key in required):
-            raise SchemaMismatch(path, f"the 'job' block must hold {list(required)}")
-        checked_name(job["variant"], "variant", path)  # both become parts of figure names
-        checked_name(job["protocol"], "protocol", path)
+        job = JobIdentity.from_json(data.get("job"), path)
         if data.get("status") not in (OK, FAILED) or not isinstance(data.get("classes"), list):
             raise SchemaMismatch(path, "needs 'status' ok/failed and a 'classes' list")
         if data["status"] == OK and not data.get("predictions"):
             raise SchemaMismatch(path, "status ok but no predictions")
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known and v is not None}
+        values["job"] = job
         values["history"] = [renamed_history(e) for e in data.get("history") or []]
         values["extra"] = {k: v for k, v in data.items() if k not in known and k != "schema"}
         return cls(**values)

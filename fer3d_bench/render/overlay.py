@@ -10,18 +10,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from PIL import Image
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from fer3d_bench.plots import save_figure  # noqa: E402
-from fer3d_bench.render.depth import decode_depth  # noqa: E402
-from fer3d_bench.render.layout import OK, output_paths  # noqa: E402
-from fer3d_bench.taxonomy import CLASSES  # noqa: E402
+from fer3d_bench.plots import save_figure
+from fer3d_bench.render.depth import decode_depth
+from fer3d_bench.render.layout import OK, output_paths
+from fer3d_bench.taxonomy import CLASSES
 
 QA_COUNT = 8  # samples on a QA sheet (per dataset)
 CONTOUR_MM = 5.0  # depth contour spacing
@@ -40,7 +37,8 @@ def draw_panels(panels: list[Panel], target: Path, columns: int = 4, heading: st
     rows = max(1, int(np.ceil(len(panels) / columns)))
     top = 0.35 if heading else 0.0  # inches for the heading
     size = (2.4 * columns, 2.9 * rows + top)
-    fig, axes = plt.subplots(rows, columns, figsize=size, squeeze=False)
+    fig = Figure(figsize=size)
+    axes = fig.subplots(rows, columns, squeeze=False)
     # a fixed layout, titles as plain text: tight_layout and axes titles each cost a full draw
     fig.subplots_adjust(0.01, 0.01, 0.99, 1 - (top + 0.45) / size[1], 0.04, 0.45 / 2.45)
     for ax in axes.ravel():

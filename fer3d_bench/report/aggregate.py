@@ -21,11 +21,20 @@ import numpy as np
 
 from fer3d_bench.errors import ReportError
 from fer3d_bench.metrics import prediction_metrics
+from fer3d_bench.records.group import (
+    Aggregate,
+    Confusion,
+    FailedFold,
+    FoldRow,
+    Levels,
+    RepetitionRow,
+    Spread,
+)
 from fer3d_bench.records.result import FoldResult
 from fer3d_bench.records.run import KINDS
 
 
-def aggregate(results: list[FoldResult], kind: str) -> dict:
+def aggregate(results: list[FoldResult], kind: str) -> Aggregate:
     """One (variant, protocol)'s results reduced as the protocol defines it (module docstring)."""
     if kind not in KINDS:
         raise ReportError(f"aggregate: protocol kind {kind!r} is not one of {KINDS}")
@@ -38,19 +47,19 @@ def aggregate(results: list[FoldResult], kind: str) -> dict:
     classes = list(ordered[0].classes) if ordered else []
     confusion = _pooled_confusion([m["confusion"] for m in scored.values()], len(classes))
     failed = [r for r in ordered if not r.ok]
-    return {
-        "kind": kind,
-        "classes": classes,
-        "folds_ok": len(scored),
-        "folds_failed": len(failed),
-        "failed": [{**_position(r), "reason": r.reason} for r in failed],
-        "folds": [_fold_row(r, scored.get(r.position)) for r in ordered],
-        "repetitions": repetitions,
-        "accuracy": _levels(repetitions, "accuracy"),
-        "macro_f1": _levels(repetitions, "macro_f1"),
-        "confusion": confusion,
-        "recall": _pooled_recall(confusion, classes),
-    }
+    return Aggregate(
+        kind=kind,
+        classes=classes,
+        folds_ok=len(scored),
+        folds_failed=len(failed),
+        failed=[FailedFold(*r.position, reason=r.reason) for r in failed],
+        folds=[_fold_row(r, scored.get(r.position)) for r in ordered],
+        repetitions=repetitions,
+        accuracy=_levels(repetitions, "accuracy"),
+        macro_f1=_levels(repetitions, "macro_f1"),
+        confusion=confusion,
+        recall=_pooled_recall(confusion, classes),
+    )
 
 
 def score(result: FoldResult) -> dict:
@@ -72,57 +81,56 @@ def std(values: Sequence[float]) -> float | None:
     return statistics.stdev(values) if len(values) >= 2 else None
 
 
-def _position(result: FoldResult) -> dict:
-    repetition, fold = result.position
-    return {"repetition": repetition, "fold": fold}
-
-
-def _repetition(repetition: int, scored: dict[tuple[int, int], dict]) -> dict:
+def _repetition(repetition: int, scored: dict[tuple[int, int], dict]) -> RepetitionRow:
     folds = [m for (rep, _), m in sorted(scored.items()) if rep == repetition]
-    return {
-        "repetition": repetition,
-        "folds": len(folds),
-        **{key: _spread([m[key] for m in folds]) for key in ("accuracy", "macro_f1")},
-    }
+    return RepetitionRow(
+        repetition=repetition,
+        folds=len(folds),
+        accuracy=_spread([m["accuracy"] for m in folds]),
+        macro_f1=_spread([m["macro_f1"] for m in folds]),
+    )
 
 
-def _spread(values: list[float]) -> dict:
-    return {"mean": mean(values), "std": std(values)}
+def _spread(values: list[float]) -> Spread:
+    return Spread(mean=mean(values), std=std(values))
 
 
-def _levels(repetitions: list[dict], key: str) -> dict:
+def _levels(repetitions: list[RepetitionRow], key: str) -> Levels:
     """Mean of repetition means; the spread across them and the mean spread within them."""
-    means = [r[key]["mean"] for r in repetitions]
-    within = [r[key]["std"] for r in repetitions if r[key]["std"] is not None]
-    return {
-        "mean": mean(means),
-        "std_across_repetitions": std(means),
-        "mean_std_within_repetitions": mean(within),
-    }
+    spreads: list[Spread] = [getattr(r, key) for r in repetitions]
+    means = [s.mean for s in spreads]
+    within = [s.std for s in spreads if s.std is not None]
+    return Levels(
+        mean=mean(means),
+        std_across_repetitions=std(means),
+        mean_std_within_repetitions=mean(within),
+    )
 
 
-def _pooled_confusion(matrices: list[list[list[int]]], size: int) -> dict:
+def _pooled_confusion(matrices: list[list[list[int]]], size: int) -> Confusion:
     counts = np.zeros((size, size), dtype=np.int64)
     for matrix in matrices:
         counts += np.asarray(matrix, dtype=np.int64)
     rows = counts.sum(axis=1, keepdims=True)
     normalised = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
-    return {"counts": counts.tolist(), "normalised": normalised.tolist()}
+    return Confusion(counts=counts.tolist(), normalised=normalised.tolist())
 
 
-def _pooled_recall(confusion: dict, classes: list[str]) -> dict[str, float | None]:
-    counts, normalised = confusion["counts"], confusion["normalised"]
+def _pooled_recall(confusion: Confusion, classes: list[str]) -> dict[str, float | None]:
+    counts, normalised = confusion.counts, confusion.normalised
     return {c: (normalised[i][i] if sum(counts[i]) else None) for i, c in enumerate(classes)}
 
 
-def _fold_row(result: FoldResult, metrics: dict | None) -> dict:
-    return {
-        **_position(result),
-        "status": result.status,
-        "reason": result.reason,
-        "seconds": result.seconds,
-        "n": metrics["n"] if metrics else None,
-        "accuracy": metrics["accuracy"] if metrics else None,
-        "macro_f1": metrics["macro_f1"] if metrics else None,
-        "checkpoint": result.checkpoint,
-    }
+def _fold_row(result: FoldResult, metrics: dict | None) -> FoldRow:
+    repetition, fold = result.position
+    return FoldRow(
+        repetition=repetition,
+        fold=fold,
+        status=result.status,
+        reason=result.reason,
+        seconds=result.seconds,
+        n=metrics["n"] if metrics else None,
+        accuracy=metrics["accuracy"] if metrics else None,
+        macro_f1=metrics["macro_f1"] if metrics else None,
+        checkpoint=result.checkpoint,
+    )

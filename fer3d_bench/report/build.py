@@ -10,6 +10,7 @@ import json
 
 from fer3d_bench.errors import ReportError
 from fer3d_bench.records.embeddings import first_embedded
+from fer3d_bench.records.group import Aggregate, ReportGroup
 from fer3d_bench.records.report import Report
 from fer3d_bench.records.result import FoldResult
 from fer3d_bench.records.run import ProtocolEntry, RunInfo, flat_config
@@ -41,12 +42,12 @@ def build_report(
         groups=groups,
         published={p: published.get(p, []) for p in run.protocols},
         timings=_timings(groups),
-        figures=[path for g in groups for path in g["figures"]],
+        figures=[path for g in groups for path in g.figures],
         experiment=experiment_table(experiment, tables or {}, groups) if experiment else None,
     )
 
 
-def experiment_table(experiment: dict, tables: dict[str, dict], groups: list[dict]) -> dict:
+def experiment_table(experiment: dict, tables: dict[str, dict], groups: list[ReportGroup]) -> dict:
     """The paper's table an experiment reproduces: each published row, and beside a row of the
     paper's own network the group of this run that trained the same variant."""
     table = tables.get(experiment["table"])
@@ -54,15 +55,15 @@ def experiment_table(experiment: dict, tables: dict[str, dict], groups: list[dic
         raise ReportError(
             f"published.toml has no table {experiment['table']!r} (run.json names it)"
         )
-    by_variant = {g["variant"]: g for g in groups if g["protocol"] == table["protocol"]}
+    by_variant = {g.variant: g for g in groups if g.protocol == table["protocol"]}
     rows = []
     for row in table["rows"]:
         group = by_variant.get(row["variant"]) if row["variant"] else None
-        mean = group["aggregate"]["accuracy"]["mean"] if group else None
+        mean = group.mean_accuracy if group else None
         rows.append(
             {
                 **row,
-                "group": [group["variant"], group["protocol"]] if group else None,
+                "group": list(group.key) if group else None,
                 "ours": mean,
                 "delta_points": None if mean is None else round(100 * mean - row["accuracy"], 4),
                 "reproduced": _reproduced(row, group),
@@ -71,13 +72,13 @@ def experiment_table(experiment: dict, tables: dict[str, dict], groups: list[dic
     return {**experiment, "source": table["source"], "protocol": table["protocol"], "rows": rows}
 
 
-def _reproduced(row: dict, group: dict | None) -> str:
+def _reproduced(row: dict, group: ReportGroup | None) -> str:
     if not row["variant"]:
         return "no: another method's published result"
-    if group is None or not group["aggregate"]["folds_ok"]:
+    if group is None or not group.aggregate.folds_ok:
         return "not yet: no finished fold"
-    if group["truncation"]:  # each note without its details, which the group's title gives
-        return "in part: " + "; ".join(note.split(" (")[0] for note in group["truncation"])
+    if group.truncation:  # each note without its details, which the group's title gives
+        return "in part: " + "; ".join(note.split(" (")[0] for note in group.truncation)
     return "yes: the full protocol, with the paper's configuration"
 
 
@@ -88,12 +89,12 @@ def _group_keys(run: Run) -> list[tuple[str, str]]:
     return [(v, p) for v in variants for p in run.protocols if v == "full" or (v, p) in run.results]
 
 
-def _group(run: Run, variant: str, protocol: str) -> dict:
+def _group(run: Run, variant: str, protocol: str) -> ReportGroup:
     entry = run.info.protocols[protocol]
     results = run.results.get((variant, protocol), [])
     summary = aggregate(results, entry.kind)
-    for row in summary["folds"]:
-        row["result"] = run.files[(variant, protocol, row["repetition"], row["fold"])]
+    for row in summary.folds:
+        row.result = run.files[(variant, protocol, row.repetition, row.fold)]
     submission = run.info.submission
     submitted = (submission.get("model") or "a model") if submission else None
     differs = {} if submitted else paper_differences(run.info, protocol)
@@ -104,28 +105,28 @@ def _group(run: Run, variant: str, protocol: str) -> dict:
     notes = truncation_notes(entry, differs, summary, shortfall)
     if run.info.exclude_flagged:
         notes.append(_flagged_note(results))
-    return {
-        "variant": variant,
-        "protocol": protocol,
-        "version": entry.version,
-        "kind": entry.kind,
-        "folds_expected": entry.expected_folds,
-        "truncation": notes,
-        "differs_from_paper": differs,
-        "weights": weights,
-        "title": table_title(protocol, entry.version, notes, as_paper),
-        **({"submitted": submitted} if submitted else {}),
-        "aggregate": summary,
-        "seconds": sum(float(r.seconds or 0.0) for r in results),
-        "figures": figure_names(variant, protocol, summary, results),
-    }
+    return ReportGroup(
+        variant=variant,
+        protocol=protocol,
+        version=entry.version,
+        kind=entry.kind,
+        folds_expected=entry.expected_folds,
+        truncation=notes,
+        differs_from_paper=differs,
+        weights=weights,
+        title=table_title(protocol, entry.version, notes, as_paper),
+        submitted=submitted or None,
+        aggregate=summary,
+        seconds=sum(float(r.seconds or 0.0) for r in results),
+        figures=figure_names(variant, protocol, summary, results),
+    )
 
 
-def figure_names(variant: str, protocol: str, summary: dict, results: list[FoldResult]):
+def figure_names(variant: str, protocol: str, summary: Aggregate, results: list[FoldResult]):
     """The group's figures, relative to the run folder: confusion if a fold is ok, curves, and
     the t-SNE of a fold's test embeddings if one stored them."""
     names = []
-    if summary["folds_ok"]:
+    if summary.folds_ok:
         names.append(f"figures/{variant}_{protocol}_confusion.png")
     if any(r.history for r in results):
         names.append(f"figures/{variant}_{protocol}_curves.png")
@@ -144,7 +145,7 @@ def _flagged_note(results: list[FoldResult]) -> str:
 
 
 def truncation_notes(
-    entry: ProtocolEntry, differs: dict, summary: dict, weights: str | None = None
+    entry: ProtocolEntry, differs: dict, summary: Aggregate, weights: str | None = None
 ) -> list[str]:
     """Every way this row falls short of the full protocol, in words for the table title."""
     scope = []
@@ -160,9 +161,9 @@ def truncation_notes(
         pairs = ", ".join(f"{k} {word(differs[k][0])} vs {word(differs[k][1])}" for k in keys[:3])
         more = f" and {len(keys) - 3} more, listed under Provenance" if len(keys) > 3 else ""
         notes.append(f"configuration differs from the paper ({pairs}{more})")
-    if summary["folds_failed"]:
-        notes.append(f"{count(summary['folds_failed'], 'fold')} failed")
-    missing = entry.expected_folds - summary["folds_ok"] - summary["folds_failed"]
+    if summary.folds_failed:
+        notes.append(f"{count(summary.folds_failed, 'fold')} failed")
+    missing = entry.expected_folds - summary.folds_ok - summary.folds_failed
     if missing > 0:
         notes.append(f"{count(missing, 'fold')} missing")
     return notes
@@ -223,12 +224,12 @@ def count(n: int, noun: str) -> str:
     return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
-def _timings(groups: list[dict]) -> dict:
+def _timings(groups: list[ReportGroup]) -> dict:
     per_protocol: dict[str, float] = {}
     for g in groups:
-        per_protocol[g["protocol"]] = per_protocol.get(g["protocol"], 0.0) + g["seconds"]
+        per_protocol[g.protocol] = per_protocol.get(g.protocol, 0.0) + g.seconds
     return {
-        "total_seconds": sum(g["seconds"] for g in groups),
+        "total_seconds": sum(g.seconds for g in groups),
         "per_protocol_seconds": per_protocol,
-        "per_group_seconds": {f"{g['variant']}/{g['protocol']}": g["seconds"] for g in groups},
+        "per_group_seconds": {f"{g.variant}/{g.protocol}": g.seconds for g in groups},
     }

@@ -1,5 +1,9 @@
 """The report's figures: the summed confusion matrix, the training curves and the t-SNE of the
-test embeddings of each group."""
+test embeddings of each group.
+
+Drawn on `matplotlib.figure.Figure` objects, never through pyplot: a library has no business
+choosing (or switching) the backend of whoever imports it, and a Figure saves to PNG on its own.
+"""
 
 from __future__ import annotations
 
@@ -8,20 +12,19 @@ import statistics
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from sklearn.manifold import TSNE
+from threadpoolctl import threadpool_limits
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-from sklearn.manifold import TSNE  # noqa: E402
-from threadpoolctl import threadpool_limits  # noqa: E402
-
-from fer3d_bench.io import inside  # noqa: E402
-from fer3d_bench.plots import save_figure  # noqa: E402
-from fer3d_bench.records.embeddings import first_embedded, read_embeddings  # noqa: E402
-from fer3d_bench.records.report import Report  # noqa: E402
-from fer3d_bench.records.result import FoldResult  # noqa: E402
-from fer3d_bench.report.load import Run  # noqa: E402
+from fer3d_bench.io import inside
+from fer3d_bench.plots import save_figure
+from fer3d_bench.records.embeddings import first_embedded, read_embeddings
+from fer3d_bench.records.group import Aggregate, ReportGroup
+from fer3d_bench.records.report import Report
+from fer3d_bench.records.result import FoldResult
+from fer3d_bench.report.load import Run
 
 CURVES = (("loss_total", "train loss"), ("test_accuracy", "test-fold accuracy"))
 TSNE_SEED = 0  # the t-SNE's random_state: the same figure for the same embeddings
@@ -33,28 +36,28 @@ def write_figures(run: Run, report: Report) -> list[Path]:
     (run.path / "figures").mkdir(exist_ok=True)
     written = []
     for g in report.groups:
-        for name in g["figures"]:
+        for name in g.figures:
             target = inside(run.path / "figures", run.path / name)
             written.append(save_figure(_figure(run, g, name), target))
     return written
 
 
-def _figure(run: Run, group: dict, name: str):
+def _figure(run: Run, group: ReportGroup, name: str) -> Figure:
     """The figure `name` of `group`, by the kind its name ends with."""
-    label = f"{group['variant']} / {group['protocol']}"
-    results = run.results.get((group["variant"], group["protocol"]), [])
+    results = run.results.get(group.key, [])
     if name.endswith("_confusion.png"):
-        return confusion_figure(group["aggregate"], label)
+        return confusion_figure(group.aggregate, group.label)
     if name.endswith("_tsne.png"):
-        return group_tsne_figure(run, results, label)
-    return curves_figure(results, group["protocol"])
+        return group_tsne_figure(run, results, group.label)
+    return curves_figure(results, group.protocol)
 
 
-def confusion_figure(summary: dict, label: str):
+def confusion_figure(summary: Aggregate, label: str) -> Figure:
     """Row-normalised summed confusion with class names on both axes and values in the cells."""
-    classes, matrix = summary["classes"], np.asarray(summary["confusion"]["normalised"])
+    classes, matrix = summary.classes, np.asarray(summary.confusion.normalised)
     size = 1.2 + 0.75 * len(classes)
-    fig, ax = plt.subplots(figsize=(size + 1.2, size))
+    fig = Figure(figsize=(size + 1.2, size))
+    ax = fig.subplots()
     image = ax.imshow(matrix, vmin=0.0, vmax=1.0, cmap="Blues")
     for (i, j), value in np.ndenumerate(matrix):
         ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
@@ -63,18 +66,19 @@ def confusion_figure(summary: dict, label: str):
     ax.set_yticks(range(len(classes)), classes)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"{label}: summed over {summary['folds_ok']} folds", fontsize=9)
+    ax.set_title(f"{label}: summed over {summary.folds_ok} folds", fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046)
     return fig
 
 
-def curves_figure(results: list[FoldResult], protocol: str):
+def curves_figure(results: list[FoldResult], protocol: str) -> Figure:
     """Per fold, thin: train loss and test-fold accuracy by epoch; their mean, bold.
 
     The test fold is scored after every epoch to draw the curve, never to pick an epoch: the
     result is the last epoch's.
     """
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig = Figure(figsize=(10, 3.6))
+    axes = fig.subplots(1, 2)
     for ax, (key, label) in zip(axes, CURVES, strict=True):
         curves = [_curve(r.history, key) for r in results]
         for epochs, values in curves:
@@ -105,7 +109,7 @@ def _mean_curve(curves: list[tuple[list[int], list[float]]]) -> tuple[list[int],
     return epochs, [statistics.fmean(by_epoch[e]) for e in epochs]
 
 
-def group_tsne_figure(run: Run, results: list[FoldResult], label: str):
+def group_tsne_figure(run: Run, results: list[FoldResult], label: str) -> Figure:
     """The t-SNE of the test embeddings of the group's first finished fold that stored them.
 
     One fold only: every fold trains its own model, so the embedding spaces of two folds have
@@ -118,13 +122,14 @@ def group_tsne_figure(run: Run, results: list[FoldResult], label: str):
     return tsne_figure(rows, truths, fold.classes, label, fold.position)
 
 
-def tsne_figure(embeddings, truths: list[str], classes: list[str], label: str, position):
+def tsne_figure(embeddings, truths: list[str], classes: list[str], label: str, position) -> Figure:
     """2-D t-SNE of one fold's test embeddings, a colour and marker per true class."""
     points = tsne_coordinates(embeddings)
     names = [*classes, *sorted(set(truths) - set(classes))]  # a class outside the list too
-    colours = plt.get_cmap("tab10" if len(names) <= 10 else "tab20")
+    colours = matplotlib.colormaps["tab10" if len(names) <= 10 else "tab20"]
     truths_array = np.asarray(truths, dtype=object)
-    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    fig = Figure(figsize=(6.4, 4.8))
+    ax = fig.subplots()
     for k, name in enumerate(names):
         mask = truths_array == name
         if mask.any():

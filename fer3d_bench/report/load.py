@@ -64,12 +64,12 @@ def _check_group(run: Run, variant: str, protocol: str, group: list[FoldResult])
     expected = {
         "manifest_sha256": entry.manifest_sha256,
         "dataset_fingerprint": run.info.fingerprint,
-        "config_sha256": group[0].job["config_sha256"],
+        "config_sha256": group[0].job.config_sha256,
     }
     classes = entry.classes if entry.classes is not None else group[0].classes
     for result, name in zip(group, files, strict=True):
         for key, value in expected.items():
-            found = result.job[key]
+            found = getattr(result.job, key)
             if value is not None and found != value:
                 source = files[0] if key == "config_sha256" else "run.json"
                 raise ReportError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from fer3d_bench.records.group import Spread
 from fer3d_bench.records.report import Report
 from fer3d_bench.records.run import RunInfo
 from fer3d_bench.report.build import word
@@ -60,14 +61,13 @@ def _run_line(info: RunInfo) -> str:
 def _recall_section(report: Report) -> str:
     blocks = ["## Per-class recall (variant full, row-normalised confusion summed over folds)"]
     for g in report.full():
-        summary = g["aggregate"]
-        support = [sum(row) for row in summary["confusion"]["counts"]]
+        summary = g.aggregate
         rows = [
-            [c, percent(summary["recall"][c]), str(n)]
-            for c, n in zip(summary["classes"], support, strict=True)
+            [c, percent(summary.recall[c]), str(n)]
+            for c, n in zip(summary.classes, summary.confusion.support(), strict=True)
         ]
         blocks.append(
-            f"### {g['protocol']}\n\n" + "\n".join(table(["class", "recall (%)", "samples"], rows))
+            f"### {g.protocol}\n\n" + "\n".join(table(["class", "recall (%)", "samples"], rows))
         )
     return "\n\n".join(blocks)
 
@@ -76,31 +76,26 @@ def _repetition_section(report: Report) -> str:
     blocks = ["## Per repetition (fold scores averaged within each repetition)"]
     for g in report.groups:
         rows = [
-            [
-                str(r["repetition"]),
-                str(r["folds"]),
-                _mean_std(r["accuracy"]),
-                _mean_std(r["macro_f1"]),
-            ]
-            for r in g["aggregate"]["repetitions"]
+            [str(r.repetition), str(r.folds), _mean_std(r.accuracy), _mean_std(r.macro_f1)]
+            for r in g.aggregate.repetitions
         ]
         header = ["repetition", "folds ok", "accuracy (%)", "macro-F1 (%)"]
-        blocks.append(f"### {g['variant']} / {g['protocol']}\n\n" + "\n".join(table(header, rows)))
+        blocks.append(f"### {g.label}\n\n" + "\n".join(table(header, rows)))
     return "\n\n".join(blocks)
 
 
-def _mean_std(spread: dict) -> str:
-    if spread["mean"] is None:
+def _mean_std(spread: Spread) -> str:
+    if spread.mean is None:
         return "—"
-    std = f" ± {100 * spread['std']:.2f}" if spread["std"] is not None else ""
-    return f"{100 * spread['mean']:.2f}{std}"
+    std = f" ± {100 * spread.std:.2f}" if spread.std is not None else ""
+    return f"{100 * spread.mean:.2f}{std}"
 
 
 def _failed_section(report: Report) -> str:
     rows = [
-        [g["variant"], g["protocol"], str(f["repetition"]), str(f["fold"]), str(f["reason"])]
+        [g.variant, g.protocol, str(f.repetition), str(f.fold), str(f.reason)]
         for g in report.groups
-        for f in g["aggregate"]["failed"]
+        for f in g.aggregate.failed
     ]
     if not rows:
         return "## Failed folds\n\nNone."
@@ -147,9 +142,9 @@ def _provenance_section(report: Report) -> str:
         lines.append(f"- configuration file `{source.get('file')}` sha256 `{source.get('sha256')}`")
     lines.append(f"- pretrained weights: {_weights_line(info.weights_record)}")
     for group in report.full():
-        for key, value in group.get("differs_from_paper", {}).items():
+        for key, value in (group.differs_from_paper or {}).items():
             lines.append(
-                f"- differs from the paper on {group['protocol']}: {key} {word(value[0])} vs "
+                f"- differs from the paper on {group.protocol}: {key} {word(value[0])} vs "
                 f"{word(value[1])}"
             )
     environment = ", ".join(f"{k} {v}" for k, v in sorted(info.environment.items()))

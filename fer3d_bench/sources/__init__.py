@@ -32,6 +32,18 @@ def open_source(
     return SOURCES[name](root, label_map)
 
 
+def subject_of(sample_id: str) -> str | None:
+    """The subject a sample id names (`bu3dfe:F0001_AN04` -> `bu3dfe:F0001`) by the grammar of
+    the source its namespace belongs to; None if no source knows the namespace or the id."""
+    dataset, _, name = sample_id.partition(":")
+    for source in SOURCES.values():
+        pattern = source.sample_ids.get(dataset)
+        found = pattern.fullmatch(name) if pattern else None
+        if found:
+            return f"{dataset}:{found['subject']}"
+    return None
+
+
 def scan_root(
     root: Path | str,
     dataset: str,
@@ -68,4 +80,5 @@ __all__ = [
     "load_layout",
     "open_source",
     "scan_root",
+    "subject_of",
 ]

@@ -96,6 +96,9 @@ class Source:
     name: str = ""
     roles: tuple[str, ...] = ()
     required: tuple[str, ...] = ()
+    # dataset name (the sample id's namespace) -> the grammar of the rest of its sample ids,
+    # with the subject as group `subject`: a manifest's subjects are checked against it
+    sample_ids: dict[str, re.Pattern] = {}
 
     def __init__(self, root: Path | str, label_map: LabelMap | None = None):
         self.root = Path(root)

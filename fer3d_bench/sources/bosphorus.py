@@ -26,6 +26,9 @@ class BosphorusScan:
 
 class Bosphorus(Source):
     name = "bosphorus"
+    sample_ids = {  # bs000_LFAU_12_0
+        "bosphorus": re.compile(r"(?P<subject>bs\d{3})_[A-Z]+_[A-Za-z0-9]+_\d+")
+    }
     roles = ("grid", "image", "lm2", "lm3")
     required = ("grid", "image")
     extensions = {"bnt": "grid", "png": "image", "lm2": "lm2", "lm3": "lm3"}

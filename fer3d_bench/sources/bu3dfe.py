@@ -30,6 +30,7 @@ class BU3DFE(Source):
     required = ("mesh", "photo")
     subjects = tuple(f"F{i:04d}" for i in range(1, 57)) + tuple(f"M{i:04d}" for i in range(1, 45))
     intensities = (1, 2, 3, 4)
+    sample_ids = {"bu3dfe": re.compile(r"(?P<subject>[FM]\d{4})_[A-Z]{2}\d{2}")}  # F0001_AN04
     kinds = {
         ("F3D", "wrl"): "mesh",
         ("F3D", "bmp"): "texture",

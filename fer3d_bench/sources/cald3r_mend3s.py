@@ -17,6 +17,7 @@ from fer3d_bench.sources.base import Found, SampleRecord, ScanResult, Skipped, S
 from fer3d_bench.taxonomy import CLASSES, LabelMap
 
 _GROUPS = ("sex", "subject", "code", "label")
+_ID = re.compile(r"[^_]+_(?P<subject>[^_]+)_[^_]+_[^_]+")  # <sex>_<subject>_<code>_<label>
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class RgbdPair:
 
 class CalD3rMenD3s(Source):
     name = "cald3r-mend3s"
+    sample_ids = dict.fromkeys(("cald3r", "mend3s"), _ID)
     roles = ("rgb", "depth")
     required = ("rgb", "depth")
 

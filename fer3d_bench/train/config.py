@@ -15,6 +15,7 @@ from pathlib import Path
 
 from fer3d_bench.errors import ConfigError
 from fer3d_bench.records.io import read_toml
+from fer3d_bench.records.job import FULL
 
 DEVICES = ("auto", "cpu", "cuda")  # auto: CUDA when available
 # "rgb-attention": RGB alone with its own attention; named apart from 0.9's "rgb-only" (no
@@ -130,7 +131,6 @@ ABLATIONS: dict[str, dict] = {  # the paper's tables VI, VII and VIII, each chan
 }
 
 PAPER = "paper"  # the preset of the paper's configuration
-FULL = "full"  # the variant name of the reference model (the preset with its overrides)
 
 
 def with_overrides(config: TrainConfig, **changes) -> TrainConfig:
@@ -178,6 +178,13 @@ def variant_configs(
 def applied_protocol_train(preset: str, protocol_train: Mapping | None) -> dict:
     """The part of a protocol's `[train]` table a run with `preset` takes (all of it for paper)."""
     return dict(protocol_train or {}) if preset == PAPER else {}
+
+
+def protocol_train(protocol) -> dict:
+    """A protocol's `[train]` table (`splits.Protocol.train_table`) as dotted overrides, its
+    keys checked here, where training reads it; errors name the protocol file."""
+    where = f"{protocol.source or protocol.name} [train]"
+    return dict(sorted(table_overrides(protocol.train_table, where).items()))
 
 
 def config_from_dict(values: dict) -> TrainConfig:

@@ -213,3 +213,18 @@ class ResidentBatches:
     def __iter__(self):
         for positions in self.order:
             yield self.dataset.batch(positions)
+
+
+def class_outputs(data: H5Dataset, names: list[str], *index_sets) -> tuple[list[int], np.ndarray]:
+    """(dataset class index of each output, dataset label -> output index or -1)."""
+    unknown = [n for n in names if n not in data.classes]
+    if unknown or len(set(names)) != len(names):
+        raise Fer3dError(f"classes {names} are not distinct classes of {data.path}")
+    outputs = [list(data.classes).index(n) for n in names]
+    label_map = np.full(len(data.classes), -1, dtype=np.int64)
+    label_map[outputs] = np.arange(len(outputs))
+    for indices in index_sets:
+        stray = sorted({data.classes[k] for k in data.labels[indices] if label_map[k] < 0})
+        if stray:
+            raise Fer3dError(f"the fold holds samples of {stray}, which are not among {names}")
+    return outputs, label_map

@@ -7,12 +7,6 @@ conv head), which keeps a spatial grid for the attention and the tokens.
 
 from __future__ import annotations
 
-import warnings
-import zipfile
-from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
-
 import timm
 import torch
 import torch.nn.functional as F
@@ -20,8 +14,6 @@ from torch import Tensor, nn
 
 from fer3d_bench.errors import ConfigError, Fer3dError
 from fer3d_bench.train.config import ModelConfig
-from fer3d_bench.weights.files import read_safetensors
-from fer3d_bench.weights.known import is_safetensors, refuse_other_architecture
 
 
 class SpatialAttention(nn.Module):
@@ -184,131 +176,3 @@ def token_encoder(config: ModelConfig) -> nn.TransformerEncoder:
     )
     # Nested tensors are unavailable with norm_first; saying so up front silences a warning.
     return nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
-
-
-@dataclass
-class LoadReport:
-    missing: list[str]  # backbone keys the file did not provide
-    unexpected: list[str]  # file keys not loaded (the classification head, by design)
-    source: str  # "state_dict" or "pickle"
-
-
-def load_backbone_weights(
-    model: FerNet, path: Path, trust_pickle: bool = False, allow_architecture_mismatch: bool = False
-) -> LoadReport:
-    """Load a local classification checkpoint into both backbones (depth too, as in the paper).
-
-    Nothing is downloaded. A safetensors file (what `weights import` writes) or a state dict
-    holds only tensors; a whole-model pickle (the HSEmotion emotion models) runs code when read,
-    so it is only accepted with `trust_pickle`. A known file (by hash, or the safetensors made
-    from one) is refused for a backbone it was not trained as, unless
-    `allow_architecture_mismatch` (then it is warned about, and recorded by the caller).
-    """
-    path = Path(path)
-    if path.is_file():  # before anything is read: a trusted pickle would run on reading
-        backbone = model.config.backbone
-        if refuse_other_architecture(path, backbone, allow_architecture_mismatch):
-            warnings.warn(
-                f"{path}: loaded into {backbone}, not the architecture it was made for "
-                "(--allow-architecture-mismatch); its features will differ from the original's",
-                stacklevel=2,
-            )
-    if path.is_file() and is_safetensors(path):
-        state, source = read_safetensors(path)[0], "safetensors"
-    else:
-        state, source = read_checkpoint(path, trust_pickle)
-    target = model.rgb_backbone.state_dict()
-    mapped, unexpected = map_backbone_keys(state, target)
-    if not mapped:
-        raise Fer3dError(
-            f"{path}: no key matches the {model.config.backbone} backbone "
-            f"(first keys in the file: {sorted(state)[:5]})"
-        )
-    refuse_shape_mismatch(path, mapped, target, model.config.backbone)
-    missing: list[str] = []
-    for backbone in model.backbones():
-        missing = backbone.load_state_dict(mapped, strict=False).missing_keys
-    return LoadReport(missing=sorted(missing), unexpected=sorted(unexpected), source=source)
-
-
-def read_checkpoint(path: Path, trust_pickle: bool) -> tuple[dict[str, Tensor], str]:
-    """(state dict, "state_dict" | "pickle"): the safe loader first, the pickle only if trusted."""
-    if not path.is_file():
-        raise Fer3dError(f"{path}: weights file not found")
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling errors come in many types; all mean "not safe"
-        safe_error = err
-    else:
-        return state_dict_of(path, loaded), "state_dict"
-    if not trust_pickle:
-        if zipfile.is_zipfile(path):
-            raise Fer3dError(
-                f"{path}: holds pickled objects (a whole saved model?), which run arbitrary code "
-                "when loaded; convert it without running anything with `fer3d-bench weights "
-                f"import {path} --out backbone.safetensors`, or pass --trust-pickle if you trust "
-                "where this file came from"
-            ) from safe_error
-        raise Fer3dError(
-            f"{path}: not a torch weights file ({safe_error}); a legacy whole-model pickle "
-            "needs `fer3d-bench weights import` (safe) or --trust-pickle"
-        ) from safe_error
-    warnings.warn(
-        f"{path}: loading a pickle, which can run arbitrary code; only do this for trusted files",
-        stacklevel=3,  # the caller of load_backbone_weights
-    )
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:
-        raise Fer3dError(
-            f"{path}: not a torch file ({err}); a whole model saved by another timm version "
-            "loads with `fer3d-bench weights import`"
-        ) from err
-    return state_dict_of(path, loaded), "pickle"
-
-
-def state_dict_of(path: Path, loaded: object) -> dict[str, Tensor]:
-    """Tensors by key from a module, a state dict, or a training checkpoint that wraps one."""
-    if isinstance(loaded, nn.Module):
-        loaded = loaded.state_dict()
-    if isinstance(loaded, Mapping):
-        for wrapper in ("state_dict", "model", "state_dict_ema"):
-            if isinstance(loaded.get(wrapper), Mapping):
-                loaded = loaded[wrapper]
-                break
-        tensors = {k: v for k, v in loaded.items() if isinstance(v, Tensor)}
-        if tensors:
-            return {k.removeprefix("module."): v for k, v in tensors.items()}
-    raise Fer3dError(f"{path}: holds a {type(loaded).__name__}, not model weights")
-
-
-def map_backbone_keys(
-    state: Mapping[str, Tensor], target: Mapping[str, Tensor]
-) -> tuple[dict[str, Tensor], list[str]]:
-    """(weights under backbone keys, file keys left out).
-
-    timm's EfficientNet/MobileNet feature models keep the classifier's names (`conv_stem`, `bn1`,
-    `blocks.*`); generic FeatureListNet wrappers flatten the first level (`stages.0` ->
-    `stages_0`). Head keys (`conv_head`, `bn2`, `classifier`, ...) match nothing and are reported.
-    """
-    mapped: dict[str, Tensor] = {}
-    left_out: list[str] = []
-    for key, value in state.items():
-        name = next((k for k in (key, key.replace(".", "_", 1)) if k in target), None)
-        if name is None:
-            left_out.append(key)
-        else:
-            mapped[name] = value
-    return mapped, left_out
-
-
-def refuse_shape_mismatch(
-    path: Path, mapped: Mapping[str, Tensor], target: Mapping[str, Tensor], backbone: str
-) -> None:
-    wrong = [k for k, v in mapped.items() if v.shape != target[k].shape]
-    if wrong:
-        raise Fer3dError(
-            f"{path}: weights do not fit the {backbone} backbone; {len(wrong)} tensors differ "
-            f"in shape, e.g. {wrong[0]}: {tuple(mapped[wrong[0]].shape)} in the file, "
-            f"{tuple(target[wrong[0]].shape)} expected"
-        )

@@ -19,7 +19,7 @@ import numpy as np
 
 from fer3d_bench import splits as sp
 from fer3d_bench.dataset import H5Dataset
-from fer3d_bench.evaluation.plan import checked_manifest
+from fer3d_bench.manifests import CheckedManifest, items_of
 from fer3d_bench.tune import TuneError
 
 INNER = "tune-inner"  # the protocol name in every inner rank key
@@ -77,11 +77,12 @@ def nested_split(
     if k < 2:
         raise TuneError(f"--inner-folds {k}: at least 2 are needed (one validates, one trains)")
     with H5Dataset(dataset) as data:
-        items = sp.items_of(data)
-        protocol, manifest, path = checked_manifest(protocol_name, manifests, dataset, items)
+        items = items_of(data)
+        found = CheckedManifest.of_protocol(protocol_name, manifests).against(dataset, items)
+        protocol, manifest, path = found.protocol, found.manifest, found.path
         if protocol.kind != "kfold" and fold != 0:
             raise TuneError(f"{path}: a {protocol.kind} protocol has one split; use --fold 0")
-        train, test = sp.fold_indices(manifest, data, repetition, fold)
+        train, test = manifest.fold_indices(data, repetition, fold)
         fingerprint = data.fingerprint
     folds = inner_assignment(protocol, [items[i] for i in train], k, seed)
     where = f"{path}, repetition {repetition}, {sp.fold_name(protocol.kind, fold)}"

@@ -30,7 +30,7 @@ import os
 import statistics
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import optuna
@@ -39,11 +39,15 @@ from optuna.study import MaxTrialsCallback, StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from fer3d_bench import __version__
-from fer3d_bench import splits as sp
+from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.io import inside
 from fer3d_bench.processes import HOST
+from fer3d_bench.splits import MANIFESTS_DIR, Protocol
 from fer3d_bench.train import loop
-from fer3d_bench.train.config import FULL, TrainConfig, variant_configs
+from fer3d_bench.train.config import FULL, TrainConfig, protocol_train, variant_configs
+from fer3d_bench.train.device import resolve
+from fer3d_bench.train.environment import TrainingEnvironment
+from fer3d_bench.train.fold import training_fold
 from fer3d_bench.tune import TuneError
 from fer3d_bench.tune.nested import NestedSplit, nested_split
 from fer3d_bench.tune.output import best_trial, config_document, study_sha256, write_config
@@ -81,7 +85,7 @@ class TuneSpec:
     out: Path
     storage: str
     trials: int
-    manifests: Path = sp.MANIFESTS_DIR
+    manifests: Path = MANIFESTS_DIR
     study: str | None = None  # default: <protocol>-<preset>-r<repetition>-f<fold>
     preset: str = "paper"
     epochs: int | None = None
@@ -90,11 +94,7 @@ class TuneSpec:
     inner_folds: int = 3
     seed: int = 0
     work: Path | None = None  # default: <out stem>-trials/ beside --out
-    device: str = "auto"
-    backbone_weights: Path | None = None
-    trust_pickle: bool = False
-    allow_architecture_mismatch: bool = False
-    exclude_flagged: bool = False
+    environment: TrainingEnvironment = field(default_factory=TrainingEnvironment)
     heartbeat: Heartbeat = field(default_factory=Heartbeat)
 
     @property
@@ -157,14 +157,14 @@ def _check(spec: TuneSpec) -> None:
         raise TuneError(f"{spec.out}: output folder {Path(spec.out).parent} does not exist")
 
 
-def trial_config(preset: str, overrides: dict, protocol: sp.Protocol) -> TrainConfig:
+def trial_config(preset: str, overrides: dict, protocol: Protocol) -> TrainConfig:
     """The config a trial trains, composed as `evaluate --config` composes the best one."""
-    return variant_configs(preset, overrides, (), protocol.train_overrides)[FULL]
+    return variant_configs(preset, overrides, (), protocol_train(protocol))[FULL]
 
 
 def setup_record(spec: TuneSpec, split: NestedSplit, config: TrainConfig) -> dict:
     """What every worker of one study must agree on, as plain JSON values."""
-    weights = spec.backbone_weights
+    weights = spec.environment.weights.path
     record = {
         "dataset_fingerprint": split.fingerprint,
         "protocol": split.protocol.name,
@@ -178,7 +178,7 @@ def setup_record(spec: TuneSpec, split: NestedSplit, config: TrainConfig) -> dic
         "epochs": config.epochs,
         "space": space_record(spec.preset),
         "backbone_weights_sha256": file_hashes(weights).sha256 if weights else None,
-        "exclude_flagged": spec.exclude_flagged,
+        "exclude_flagged": spec.environment.exclude_flagged,
     }
     return json.loads(json.dumps(record))
 
@@ -217,6 +217,7 @@ class _Objective:
 
     def __init__(self, spec: TuneSpec, split: NestedSplit, base: dict, work: Path):
         self.spec, self.split, self.base, self.work = spec, split, base, work
+        self.placement = resolve(replace(spec.environment.placement, progress=False))
         self.journal = storage_kind(spec.storage) == JOURNAL_KIND
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -244,21 +245,16 @@ class _Objective:
         return statistics.fmean(scores)
 
     def _train(self, config: TrainConfig, folder: Path, inner) -> float:
-        spec = self.spec
-        result = loop.train(
-            spec.dataset,
-            inner.train,
-            inner.validation,
-            folder,
-            config,
-            device=spec.device,
-            backbone_weights=spec.backbone_weights,
-            trust_pickle=spec.trust_pickle,
-            allow_architecture_mismatch=spec.allow_architecture_mismatch,
-            progress=False,
-            classes=self.split.manifest.content["classes"],
-            exclude_flagged=spec.exclude_flagged,
-        )
+        environment = self.spec.environment
+        with H5Dataset(self.spec.dataset) as data:
+            fold = training_fold(
+                data,
+                inner.train,
+                inner.validation,
+                self.split.manifest.classes,
+                environment.exclude_flagged,
+            )
+        result = loop.train(fold, folder, config, self.placement, environment.weights)
         return result.test_accuracy  # the validation part's, after the last epoch
 
 

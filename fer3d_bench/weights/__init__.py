@@ -1,7 +1,8 @@
-"""Pretrained backbone weight files: which file it is (by hash), what it fits, and a safe import.
+"""Pretrained backbone weight files: which file it is (by hash), what it fits, a safe import,
+and loading one into a model's backbones (backbone.py).
 
 Users bring the HSEmotion EfficientNet files themselves (nothing is downloaded); most are
 whole-model pickles that need the timm version that wrote them and run code when loaded. This
-room recognises them and recovers their tensors without running anything they name. `train`
-imports it, never the reverse.
+room recognises them and recovers their tensors without running anything they name. A file it
+cannot use raises WeightsError ("PATH: problem"). `train` imports it, never the reverse.
 """

@@ -17,9 +17,9 @@ from safetensors.torch import save_file
 from torch import Tensor
 
 from fer3d_bench import __version__
-from fer3d_bench.errors import Fer3dError
 from fer3d_bench.io import atomic_path
 from fer3d_bench.weights import known as table
+from fer3d_bench.weights.errors import WeightsError
 from fer3d_bench.weights.known import file_hashes, is_safetensors
 from fer3d_bench.weights.legacy import load_legacy, tensors_of
 
@@ -40,14 +40,20 @@ def read_safetensors(path: Path) -> tuple[dict[str, Tensor], dict[str, str]]:
             keys = stream.keys()  # a safe_open handle is not iterable
             return {k: stream.get_tensor(k) for k in keys}, stream.metadata() or {}
     except Exception as err:  # safetensors raises its own and OS errors for damage
-        raise Fer3dError(f"{path}: damaged safetensors file ({err})") from err
+        raise WeightsError(path, f"damaged safetensors file ({err})") from err
+
+
+def existing_file(path: Path) -> Path:
+    """`path` as a Path, refused before anything is read if there is no file."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(path, "weights file not found")
+    return path
 
 
 def read_weights(path: Path) -> WeightsFile:
     """Tensors of any accepted form, never running code from the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise Fer3dError(f"{path}: weights file not found")
+    path = existing_file(path)
     if is_safetensors(path):
         tensors, metadata = read_safetensors(path)
         return WeightsFile(tensors, "safetensors", [], metadata)
@@ -80,7 +86,7 @@ def import_weights(path: Path, out: Path) -> Imported:
     weights = read_weights(path)
     backbone, dropped = split_head(weights.tensors)
     if not backbone:
-        raise Fer3dError(f"{path}: no backbone tensors (only {sorted(dropped)[:5]})")
+        raise WeightsError(path, f"no backbone tensors (only {sorted(dropped)[:5]})")
     hashes = file_hashes(path)
     known = table.known_weights().get(hashes.git_blob_sha1)
     metadata = {

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
 
-from fer3d_bench.errors import Fer3dError
+from fer3d_bench.weights.errors import WeightsError
 
 UPSTREAM_REPOSITORY = "av-savchenko/face-emotion-recognition"
 
@@ -82,7 +82,7 @@ def safetensors_metadata(path: Path) -> dict[str, str]:
         with safe_open(str(path), framework="numpy") as stream:
             return dict(stream.metadata() or {})
     except (SafetensorError, OSError) as err:
-        raise Fer3dError(f"{path}: damaged safetensors file ({err})") from err
+        raise WeightsError(path, f"damaged safetensors file ({err})") from err
 
 
 def identify(path: Path) -> KnownWeights | None:
@@ -109,11 +109,12 @@ def _mismatch(path: Path, known: KnownWeights | None, architecture: str, allow: 
         return False
     if allow:
         return True
-    raise Fer3dError(
-        f"{path}: is {known.name}, made for {known.architecture} at {known.input_size} px; "
+    raise WeightsError(
+        path,
+        f"is {known.name}, made for {known.architecture} at {known.input_size} px; "
         f"it does not fit the {architecture} backbone (choose a preset or configuration with "
         f"backbone {known.architecture}, or pass --allow-architecture-mismatch to train it "
-        "anyway, recorded as pretrained differently from the paper)"
+        "anyway, recorded as pretrained differently from the paper)",
     )
 
 

@@ -21,7 +21,7 @@ import torch
 import torch._utils
 from torch import Tensor
 
-from fer3d_bench.errors import Fer3dError
+from fer3d_bench.weights.errors import WeightsError
 
 # The only globals a pickle gets for real: they rebuild tensors from the file's own storages
 # (torch resolves storage types itself before asking the unpickler).
@@ -75,7 +75,7 @@ def load_legacy(path: Path) -> Legacy:
     if zipfile.is_zipfile(path) and any(
         n.endswith("/constants.pkl") for n in zipfile.ZipFile(path).namelist()
     ):
-        raise Fer3dError(f"{path}: a TorchScript archive, not a pickled model")
+        raise WeightsError(path, "a TorchScript archive, not a pickled model")
     result = Legacy(root=None)
     classes: dict[tuple[str, str], type] = {}
 
@@ -97,7 +97,7 @@ def load_legacy(path: Path) -> Legacy:
             path, map_location="cpu", pickle_module=stand_in_pickle, weights_only=False
         )
     except Exception as err:  # a damaged or foreign file: many error types, one meaning
-        raise Fer3dError(f"{path}: cannot be read as a torch file ({err})") from err
+        raise WeightsError(path, f"cannot be read as a torch file ({err})") from err
     return result
 
 
@@ -113,7 +113,7 @@ def tensors_of(root: object, path: Path) -> dict[str, Tensor]:
             return {k.removeprefix("module."): v.detach() for k, v in tensors.items()}
     elif _module_state(root) is not None:
         return _module_tensors(root, "")
-    raise Fer3dError(f"{path}: holds no module or state dict (found {root!r:.80})")
+    raise WeightsError(path, f"holds no module or state dict (found {root!r:.80})")
 
 
 def _module_state(obj: object) -> dict | None:

@@ -8,8 +8,9 @@ import pytest
 
 from fer3d_bench import splits as sp
 from fer3d_bench.dataset.build import BuildOptions, build_dataset
+from fer3d_bench.manifests import items_from_h5
 from fer3d_bench.render.options import RenderOptions
-from fer3d_bench.sample import SampleConfig, make_sample
+from fer3d_bench.synthetic import SampleConfig, make_sample
 
 SMALL = SampleConfig(
     seed=31,
@@ -32,7 +33,7 @@ def small(tmp_path_factory):
         render_dir=base / "render",
         progress=False,
     )
-    items = sp.items_from_h5(base / "merged.h5")
+    items = items_from_h5(base / "merged.h5")
     for name in ("bu3dfe-legacy", "bu3dfe-full"):
         sp.write_manifest(sp.make_manifest(sp.load_protocol(name), items, "test"), base / "m")
     return base

@@ -18,9 +18,13 @@ from fer3d_bench.records.embeddings import EMBEDDINGS, read_embeddings
 from fer3d_bench.records.result import read_result
 from fer3d_bench.report import write_report
 from fer3d_bench.train import loop
+from fer3d_bench.train.checkpoint import CHECKPOINT, read_checkpoint
 from fer3d_bench.train.config import PRESETS, config_from_dict, with_overrides
 from fer3d_bench.train.data import FerTorchDataset
+from fer3d_bench.train.environment import Placement, TrainingEnvironment
 from fer3d_bench.train.model import FerNet
+
+CPU = TrainingEnvironment(placement=Placement("cpu"))
 
 FOLDS = ["bu3dfe-legacy/0/0", "bu3dfe-legacy/0/1"]
 TSNE = "figures/full_bu3dfe-legacy_tsne.png"
@@ -36,7 +40,7 @@ def _spec(small, out, **changes):
         overrides={"epochs": 1},
         repetitions=1,
         max_folds=2,
-        device="cpu",
+        environment=CPU,
     )
     return EvalSpec(**(values | changes))
 
@@ -52,8 +56,8 @@ def evaluated(small, tmp_path_factory):
 
 def _model_embeddings(small, fold_dir, result, sample_ids) -> np.ndarray:
     """What the fold's checkpointed model, in eval mode, gives for `sample_ids`."""
-    config = config_from_dict(result.job["config"])
-    saved = loop.read_checkpoint(fold_dir / loop.CHECKPOINT)
+    config = config_from_dict(result.job.training.config)
+    saved = read_checkpoint(fold_dir / CHECKPOINT)
     model = FerNet(replace(config.model, num_classes=len(result.classes)))
     model.load_state_dict(saved["model"])
     model.eval()
@@ -97,7 +101,7 @@ def test_each_finished_fold_stores_its_test_embeddings_in_prediction_order(small
 
 def test_the_report_draws_the_tsne_of_the_first_fold_the_same_every_time(evaluated):
     paths = write_report(evaluated)
-    assert TSNE in paths.report.groups[0]["figures"]
+    assert TSNE in paths.report.groups[0].figures
     assert f"- [{TSNE}]({TSNE})" in paths.markdown.read_text()
     first = (evaluated / TSNE).read_bytes()
     assert first.startswith(b"\x89PNG\r\n\x1a\n")
@@ -108,9 +112,9 @@ def test_the_report_draws_the_tsne_of_the_first_fold_the_same_every_time(evaluat
 def test_a_failed_fold_stores_no_embeddings(small, tmp_path, monkeypatch):
     real = loop.train
 
-    def diverging(data_path, train_idx, test_idx, out, config, **kwargs):
+    def diverging(fold, out, config, *args, **kwargs):
         config = with_overrides(config, **{"loss.lambda1": 1e39})  # overflows: the loss is inf
-        return real(data_path, train_idx, test_idx, out, config, **kwargs)
+        return real(fold, out, config, *args, **kwargs)
 
     monkeypatch.setattr(loop, "train", diverging)
     out = tmp_path / "run"

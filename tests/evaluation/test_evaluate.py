@@ -2,6 +2,7 @@
 
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -17,10 +18,20 @@ from fer3d_bench.evaluation.local import run_local
 from fer3d_bench.evaluation.plan import EvalSpec
 from fer3d_bench.evaluation.plan import plan as make_plan
 from fer3d_bench.evaluation.pool import run_pool
+from fer3d_bench.manifests import items_from_h5
 from fer3d_bench.pipeline.demo import run_demo
 from fer3d_bench.report import write_report
 from fer3d_bench.train import loop
 from fer3d_bench.train.config import load_config_file, with_overrides
+from fer3d_bench.train.environment import Placement, TrainingEnvironment
+from fer3d_bench.weights.request import PretrainedWeights
+
+CPU = TrainingEnvironment(placement=Placement("cpu"))
+
+
+def pretrained(weights):
+    return TrainingEnvironment(PretrainedWeights(weights), Placement("cpu"))
+
 
 FAST = {"epochs": 1}
 REAL_TRAIN = loop.train
@@ -36,7 +47,7 @@ def _spec(base, out, **changes):
         "overrides": dict(FAST),
         "repetitions": 2,
         "max_folds": 2,
-        "device": "cpu",
+        "environment": CPU,
     }
     values.update(changes)
     return EvalSpec(**values)
@@ -47,14 +58,14 @@ def _counting_train(monkeypatch, fail_on=None, stop_at=None):
     real = REAL_TRAIN
     calls = []
 
-    def wrapped(data_path, train_idx, test_idx, out, config, **kwargs):
+    def wrapped(fold, out, config, *args, **kwargs):
         calls.append(str(out))
         if stop_at is not None and len(calls) == stop_at:
             raise KeyboardInterrupt
         if fail_on is not None and str(out).endswith(fail_on):
             # a loss weight that overflows float32: the trainer's own divergence check fires
             config = with_overrides(config, **{"loss.lambda1": 1e39})
-        return real(data_path, train_idx, test_idx, out, config, **kwargs)
+        return real(fold, out, config, *args, **kwargs)
 
     monkeypatch.setattr(loop, "train", wrapped)
     return calls
@@ -74,8 +85,8 @@ def test_each_fold_writes_its_result_with_predictions_for_its_test_subjects(smal
     with H5Dataset(small / "merged.h5") as data:
         for job in plan.jobs:
             result = json.loads(job.result_path.read_text())
-            rep, fold = job.identity["repetition"], job.identity["fold"]
-            _, test_idx = sp.fold_indices(manifest, data, rep, fold)
+            rep, fold = job.identity.repetition, job.identity.fold
+            _, test_idx = manifest.fold_indices(data, rep, fold)
             assert sorted(result["predictions"]) == sorted(data.sample_ids[i] for i in test_idx)
             for sample_id, p in result["predictions"].items():
                 assert p["true"] == data.classes[int(data.labels[data.index_of(sample_id)])]
@@ -139,7 +150,7 @@ def test_a_run_folder_of_another_configuration_is_refused_before_training(
     weights = tmp_path / "weights.pt"
     weights.write_bytes(b"not the weights the folds were trained from")
     with pytest.raises(ConfigError, match="other pretrained weights"):
-        make_plan(_spec(small, out, repetitions=1, max_folds=1, backbone_weights=weights))
+        make_plan(_spec(small, out, repetitions=1, max_folds=1, environment=pretrained(weights)))
     # a result file that belongs to another job is refused too
     (out / "run.json").unlink()
     with pytest.raises(ConfigError, match="different job"):
@@ -252,7 +263,7 @@ def test_local_process_pool_runs_jobs_in_spawned_workers(small, tmp_path):
     ]
     for job in plan.jobs:  # written by the worker, for exactly this job
         result = json.loads(job.result_path.read_text())
-        assert result["job"] == job.identity and result["predictions"]
+        assert result["job"] == job.identity.to_json() and result["predictions"]
 
 
 def test_a_run_json_from_an_earlier_version_gains_new_keys_on_resume(small, tmp_path):
@@ -270,7 +281,7 @@ def test_a_run_json_from_an_earlier_version_gains_new_keys_on_resume(small, tmp_
 
 def test_cross_dataset_and_holdout_protocols_have_one_split(tiny_merged, tmp_path):
     base, _, _ = tiny_merged
-    items = sp.items_from_h5(base / "merged.h5")
+    items = items_from_h5(base / "merged.h5")
     for name in ("cross-dataset", "merged"):
         sp.write_manifest(sp.make_manifest(sp.load_protocol(name), items, "t"), tmp_path / "m")
     spec = EvalSpec(
@@ -280,7 +291,7 @@ def test_cross_dataset_and_holdout_protocols_have_one_split(tiny_merged, tmp_pat
         manifests=tmp_path / "m",
         preset="tiny",
         overrides=dict(FAST),
-        device="cpu",
+        environment=CPU,
     )
     plan = make_plan(spec)
     assert [j.folder for j in plan.jobs] == ["cross-dataset/0/0", "merged/0/0"]
@@ -303,8 +314,8 @@ def ev_report(run_dir):
 def test_exclude_flagged_trains_without_them_records_it_and_names_it(small, tmp_path):
     out = tmp_path / "run"
     spec = _spec(small, out, protocols=("bu3dfe-full",), repetitions=1, max_folds=3)
-    plan = make_plan(EvalSpec(**{**vars(spec), "exclude_flagged": True}))
-    assert all(job.identity["exclude_flagged"] for job in plan.jobs)
+    plan = make_plan(replace(spec, environment=replace(CPU, exclude_flagged=True)))
+    assert all(job.identity.training.exclude_flagged for job in plan.jobs)
     assert json.loads((out / "run.json").read_text())["exclude_flagged"] is True
     run_local(plan.jobs, progress=False)
     manifest = sp.read_manifest(small / "m" / "bu3dfe-full" / "1.0.0.json")
@@ -313,7 +324,7 @@ def test_exclude_flagged_trains_without_them_records_it_and_names_it(small, tmp_
         assert data.flagged.sum() >= 1  # the sample's planted misalignments
         for job in plan.jobs:
             result = json.loads(job.result_path.read_text())
-            train_idx, test_idx = sp.fold_indices(manifest, data, 0, job.identity["fold"])
+            train_idx, test_idx = manifest.fold_indices(data, 0, job.identity.fold)
             flagged = sorted(data.sample_ids[i] for i in train_idx if data.flagged[i])
             assert result["training_left_out"] == flagged
             assert len(result["predictions"]) == len(test_idx)  # the test fold is untouched

@@ -13,6 +13,9 @@ from fer3d_bench.evaluation.plan import EvalSpec
 from fer3d_bench.explain.run import explain
 from fer3d_bench.pipeline.evaluate import Launch, evaluate
 from fer3d_bench.records.result import read_result
+from fer3d_bench.train.environment import Placement, TrainingEnvironment
+
+CPU = TrainingEnvironment(placement=Placement("cpu"))
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -37,7 +40,7 @@ def run(small, tmp_path_factory):
         overrides={"epochs": 3},
         repetitions=1,
         max_folds=1,
-        device="cpu",
+        environment=CPU,
     )
     evaluate(spec, Launch(progress=False), echo=lambda line: None)
     return out

@@ -13,7 +13,9 @@ from fer3d_bench.errors import ManifestMismatch
 from fer3d_bench.evaluation.plan import EvalSpec, plan
 from fer3d_bench.folds import folds
 from fer3d_bench.folds.datasets import torch_datasets
+from fer3d_bench.manifests import items_from_h5
 from fer3d_bench.pipeline.score import score
+from fer3d_bench.sources import subject_of
 
 
 def test_the_folds_are_evaluates_folds_with_training_only_statistics(small, tmp_path):
@@ -22,11 +24,11 @@ def test_the_folds_are_evaluates_folds_with_training_only_statistics(small, tmp_
     manifest = sp.read_manifest(small / "m" / "bu3dfe-legacy" / "1.0.0.json")
     with H5Dataset(small / "merged.h5") as data:
         for fold in listed[:12]:
-            train, test = sp.fold_indices(manifest, data, fold.repetition, fold.fold)
+            train, test = manifest.fold_indices(data, fold.repetition, fold.fold)
             assert np.array_equal(fold.train, train) and np.array_equal(fold.test, test)
             assert not set(fold.train_ids) & set(fold.test_ids)
-            subjects = {sp.subject_of(i) for i in fold.train_ids}
-            assert not subjects & {sp.subject_of(i) for i in fold.test_ids}  # subject-independent
+            subjects = {subject_of(i) for i in fold.train_ids}
+            assert not subjects & {subject_of(i) for i in fold.test_ids}  # subject-independent
         first = listed[0]
         assert first.normalisation() == fold_statistics(data, first.train)
         assert first.normalisation() != fold_statistics(
@@ -38,7 +40,7 @@ def test_the_folds_are_evaluates_folds_with_training_only_statistics(small, tmp_
 def test_a_dataset_that_does_not_match_the_manifest_is_refused_as_evaluate_refuses_it(
     small, tmp_path
 ):
-    items = sp.items_from_h5(small / "merged.h5")[1:]  # a manifest made without one sample
+    items = items_from_h5(small / "merged.h5")[1:]  # a manifest made without one sample
     manifest = sp.make_manifest(sp.load_protocol("bu3dfe-full"), items, "test")
     sp.write_manifest(manifest, tmp_path / "m")
     with pytest.raises(ManifestMismatch) as refused:
@@ -84,4 +86,4 @@ def test_the_readmes_baseline_runs_at_tiny_scale(small, tmp_path, monkeypatch):
     assert {r["predicted"] for r in rows} <= set(listed[0].classes)
     scored = score("bu3dfe-full", tmp_path / "predictions.csv", tmp_path / "scored", small / "m")
     group = scored.report.groups[0]
-    assert group["aggregate"]["folds_ok"] == 2 and "2 of 5 folds" in group["title"]
+    assert group.aggregate.folds_ok == 2 and "2 of 5 folds" in group.title

@@ -20,6 +20,9 @@ from fer3d_bench.io import atomic_path
 from fer3d_bench.processes import HOST, LOCK_FILE
 from fer3d_bench.train import loop
 from fer3d_bench.train.config import with_overrides
+from fer3d_bench.train.environment import Placement, TrainingEnvironment
+
+CPU = TrainingEnvironment(placement=Placement("cpu"))
 
 FOLDS = ["bu3dfe-legacy/0/0", "bu3dfe-legacy/0/1", "bu3dfe-legacy/1/0", "bu3dfe-legacy/1/1"]
 ENV = dict(os.environ, FER3D_PROGRESS="off")
@@ -50,7 +53,7 @@ def _spec(small, out, **changes):
         overrides={"epochs": 1},
         repetitions=1,
         max_folds=2,
-        device="cpu",
+        environment=CPU,
     )
     return EvalSpec(**(values | changes))
 
@@ -121,10 +124,10 @@ def test_evaluate_exits_non_zero_when_a_fold_failed_and_still_writes_the_report(
 ):
     real = loop.train
 
-    def second_fold_diverges(data_path, train_idx, test_idx, out, config, **kwargs):
+    def second_fold_diverges(fold, out, config, *args, **kwargs):
         if str(out).endswith("0/1"):
             config = with_overrides(config, **{"loss.lambda1": 1e39})
-        return real(data_path, train_idx, test_idx, out, config, **kwargs)
+        return real(fold, out, config, *args, **kwargs)
 
     monkeypatch.setattr(loop, "train", second_fold_diverges)
     out = tmp_path / "run"

@@ -125,7 +125,7 @@ def test_json_predictions_with_scores_and_the_cli_refusal_is_one_line(evaluated,
     path = tmp_path / "p.json"
     path.write_text(json.dumps({"predictions": entries}))
     paths = score("bu3dfe-legacy", path, tmp_path / "ok", manifests=small / "m")
-    assert paths.report.groups[0]["aggregate"]["folds_ok"] == 4
+    assert paths.report.groups[0].aggregate.folds_ok == 4
     entries[3]["predicted"] = "joy"
     path.write_text(json.dumps(entries))
     args = ["score", "--protocol", "bu3dfe-legacy", "--predictions", str(path)]
@@ -133,7 +133,7 @@ def test_json_predictions_with_scores_and_the_cli_refusal_is_one_line(evaluated,
         main, [*args, "--out", str(tmp_path / "no"), "--manifests", str(small / "m")]
     )
     assert result.exit_code == 1
-    classes = paths.report.groups[0]["aggregate"]["classes"]
+    classes = paths.report.groups[0].aggregate.classes
     expected = f"error: {path}: row 4: 'joy' is not a class of bu3dfe-legacy {sorted(classes)}"
     assert result.output.strip().splitlines() == [expected]
 

@@ -10,13 +10,21 @@ import torch
 from click.testing import CliRunner
 
 from fer3d_bench.cli import main
-from fer3d_bench.errors import Fer3dError
 from fer3d_bench.evaluation.plan import EvalSpec
 from fer3d_bench.evaluation.plan import plan as make_plan
 from fer3d_bench.records.report import read_report
 from fer3d_bench.report import write_report
+from fer3d_bench.train.environment import Placement, TrainingEnvironment
 from fer3d_bench.weights import known
+from fer3d_bench.weights.errors import WeightsError
 from fer3d_bench.weights.known import KnownWeights, file_hashes
+from fer3d_bench.weights.request import PretrainedWeights
+
+CPU = TrainingEnvironment(placement=Placement("cpu"))
+
+
+def pretrained(weights):
+    return TrainingEnvironment(PretrainedWeights(weights), Placement("cpu"))
 
 
 def _spec(small, out, **changes):
@@ -28,7 +36,7 @@ def _spec(small, out, **changes):
         "preset": "paper",
         "repetitions": 1,
         "max_folds": 1,
-        "device": "cpu",
+        "environment": CPU,
     }
     return EvalSpec(**(values | changes))
 
@@ -51,7 +59,7 @@ def register(monkeypatch, path, name, architecture, paper):
 
 def titles(out):
     report = read_report(write_report(out).json)
-    return {g["protocol"]: g["title"] for g in report.groups}
+    return {g.protocol: g.title for g in report.groups}
 
 
 def test_a_paper_run_says_not_pretrained_or_names_the_papers_weights(small, tmp_path, monkeypatch):
@@ -61,14 +69,16 @@ def test_a_paper_run_says_not_pretrained_or_names_the_papers_weights(small, tmp_
     for title in titles(tmp_path / "bare").values():
         assert "not pretrained" in title and "as in the paper" not in title
         assert "configuration differs" not in title  # the paper preset, per protocol
-    batches = {j.identity["protocol"]: j.identity["config"]["effective_batch"] for j in bare.jobs}
+    batches = {
+        j.identity.protocol: j.identity.training.config["effective_batch"] for j in bare.jobs
+    }
     assert batches == {"bu3dfe-legacy": 128, "bu3dfe-full": 256}
     entry = bare.info.protocols["bu3dfe-full"]
     assert entry.train_defaults == entry.train_applied == {"effective_batch": 256}
 
     weights = face_state_dict("tf_efficientnet_b2", tmp_path / "state_vggface2_enet2.pt")
     register(monkeypatch, weights, "state_vggface2_enet2", "tf_efficientnet_b2", "named in text")
-    planned = make_plan(_spec(small, tmp_path / "pre", backbone_weights=weights))
+    planned = make_plan(_spec(small, tmp_path / "pre", environment=pretrained(weights)))
     for title in titles(tmp_path / "pre").values():
         assert (
             ", backbones pretrained as in the paper (state_vggface2_enet2, named in text)" in title
@@ -83,7 +93,7 @@ def test_a_paper_run_says_not_pretrained_or_names_the_papers_weights(small, tmp_
 def test_the_users_batch_wins_over_the_protocols_and_is_named(small, tmp_path):
     out = tmp_path / "run"
     planned = make_plan(_spec(small, out, overrides={"effective_batch": 64}))
-    assert {j.identity["config"]["effective_batch"] for j in planned.jobs} == {64}
+    assert {j.identity.training.config["effective_batch"] for j in planned.jobs} == {64}
     assert planned.info.protocols["bu3dfe-full"].train_applied == {}
     got = titles(out)
     assert "configuration differs from the paper (effective_batch 64 vs 256)" in got["bu3dfe-full"]
@@ -94,9 +104,9 @@ def test_the_users_batch_wins_over_the_protocols_and_is_named(small, tmp_path):
 
 def test_smaller_presets_keep_their_own_batch(small, tmp_path):
     planned = make_plan(_spec(small, tmp_path / "run", preset="tiny"))
-    assert {j.identity["config"]["effective_batch"] for j in planned.jobs} == {16}
+    assert {j.identity.training.config["effective_batch"] for j in planned.jobs} == {16}
     report = read_report(write_report(tmp_path / "run").json)
-    differs = {g["protocol"]: g["differs_from_paper"] for g in report.groups}
+    differs = {g.protocol: g.differs_from_paper for g in report.groups}
     assert differs["bu3dfe-full"]["effective_batch"] == [16, 256]
     assert differs["bu3dfe-legacy"]["effective_batch"] == [16, 128]
     info = json.loads((tmp_path / "run" / "run.json").read_text())
@@ -115,9 +125,9 @@ def test_every_result_records_the_weights_and_a_mismatch_needs_the_override(
         protocols=("bu3dfe-legacy",),
         preset="tiny",
         overrides={"epochs": 1},
-        backbone_weights=weights,
+        environment=pretrained(weights),
     )
-    with pytest.raises(Fer3dError, match=r"enet_b2_7, made for tf_efficientnet_b2.*test_effic"):
+    with pytest.raises(WeightsError, match=r"enet_b2_7, made for tf_efficientnet_b2.*test_effic"):
         make_plan(spec)
     assert not (tmp_path / "run" / "run.json").exists()
     args = [

@@ -12,9 +12,10 @@ from fer3d_bench.cli import main
 from fer3d_bench.dataset.build import BuildOptions, build_dataset
 from fer3d_bench.errors import ConfigError
 from fer3d_bench.experiments import experiment_names, load_experiment
+from fer3d_bench.manifests import items_from_h5
 from fer3d_bench.render.options import RenderOptions
 from fer3d_bench.report.published import load_published, load_tables
-from fer3d_bench.sample import SampleConfig, make_sample
+from fer3d_bench.synthetic import SampleConfig, make_sample
 
 # The paper's published numbers (Tables IV-IX and its text), typed in from the paper by hand
 PAPER = {
@@ -47,7 +48,7 @@ def merged(tmp_path_factory):
     build_dataset(
         roots, base / "merged.h5", BuildOptions(render=RenderOptions(size=64)), progress=False
     )
-    items = sp.items_from_h5(base / "merged.h5")
+    items = items_from_h5(base / "merged.h5")
     for name in PROTOCOLS:
         sp.write_manifest(sp.make_manifest(sp.load_protocol(name), items, "test"), base / "m")
     return base
@@ -123,17 +124,17 @@ def test_table_viii_trains_its_variants_for_the_papers_ten_epochs(merged, tmp_pa
         experiment=experiment.record(),
     )
     jobs = plan(spec).jobs
-    assert {j.identity["variant"]: j.identity["config"]["epochs"] for j in jobs} == {
+    assert {j.identity.variant: j.identity.training.config["epochs"] for j in jobs} == {
         "full": 10,
         "ce": 10,
         "center": 10,
     }
-    assert {j.identity["variant"]: j.identity["config"]["loss"]["lambda1"] for j in jobs} == {
+    assert {j.identity.variant: j.identity.training.config["loss"]["lambda1"] for j in jobs} == {
         "full": 0.01,
         "ce": 0.0,
         "center": 0.01,
     }
-    assert [j.identity["config"]["loss"]["lambda2"] for j in jobs] == [10.0, 10.0, 0.0]
+    assert [j.identity.training.config["loss"]["lambda2"] for j in jobs] == [10.0, 10.0, 0.0]
     another = load_experiment("table-vii")
     with pytest.raises(ConfigError, match="holds experiment 'table-viii', not 'table-vii'"):
         plan(EvalSpec(**{**spec.__dict__, "experiment": another.record()}))

@@ -1,21 +1,25 @@
 """Records: the one JSON/TOML reader's typed errors, schema checks, and the round trips."""
 
+import copy
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 
+from fer3d_bench.errors import Fer3dError
+from fer3d_bench.records.group import FailedFold, ReportGroup
 from fer3d_bench.records.io import (
     RecordDamaged,
     RecordNotFound,
     SchemaMismatch,
+    json_text,
     read_json,
     read_jsonl,
     read_toml,
     write_json,
 )
-from fer3d_bench.records.report import read_report
+from fer3d_bench.records.report import Report, read_report
 from fer3d_bench.records.result import FoldResult, read_result
 from fer3d_bench.records.run import RUN_SCHEMA, RunInfo, read_run_info
 from fer3d_bench.report import write_report
@@ -111,5 +115,115 @@ def test_a_run_folder_written_by_0_7_reports_byte_for_byte_as_checked_in(tmp_pat
     again = read_report(paths.json)
     assert again.to_json() == json.loads(paths.json.read_text())
     assert read_run_info(folder / "run.json").fer3d_bench_version == "0.7.0"
-    title = again.groups[0]["title"]  # no weights; the differences as 0.7.0 recorded them
+    title = again.groups[0].title  # no weights; the differences as 0.7.0 recorded them
     assert "not pretrained" in title and "epochs 1 vs 30" in title
+
+
+@pytest.fixture(scope="module")
+def reported(tmp_path_factory) -> Path:
+    """report.json of a copy of the 0.7.0 run folder, as this version reports it."""
+    folder = shutil.copytree(
+        FIXTURE, tmp_path_factory.mktemp("reported") / "run", ignore=shutil.ignore_patterns("*.py")
+    )
+    return write_report(folder).json
+
+
+def test_a_real_report_round_trips_through_the_typed_groups(reported):
+    data = json.loads(reported.read_text())
+    report = Report.from_json(data, reported)
+    assert report.to_json() == data
+    assert json_text(report.to_json(), strict=True) == reported.read_text()  # the same bytes
+    (group,) = report.groups
+    assert isinstance(group, ReportGroup) and group.key == ("full", "bu3dfe-legacy")
+    summary = data["groups"][0]["aggregate"]
+    assert group.aggregate.folds_ok == 2 and group.aggregate.classes == summary["classes"]
+    assert summary["accuracy"]["mean"] is not None
+    assert group.mean_accuracy == summary["accuracy"]["mean"]
+    assert [row.result for row in group.aggregate.folds] == [
+        "bu3dfe-legacy/0/0/result.json",
+        "bu3dfe-legacy/0/1/result.json",
+    ]
+    assert report.failed_folds() == []
+
+
+def test_failed_folds_name_their_folder_as_the_run_folder_lays_them_out(reported):
+    data = json.loads(reported.read_text())
+    full = data["groups"][0]
+    full["aggregate"]["failed"] = [{"repetition": 0, "fold": 1, "reason": "loss became nan"}]
+    ablation = {**copy.deepcopy(full), "variant": "rgb-only"}
+    ablation["aggregate"]["failed"] = [{"repetition": 1, "fold": 0, "reason": None}]
+    data["groups"].append(ablation)
+    report = Report.from_json(data, reported)
+    assert report.groups[1].aggregate.failed == [FailedFold(repetition=1, fold=0, reason=None)]
+    assert report.failed_folds() == [
+        ("bu3dfe-legacy/0/1", "loss became nan"),
+        ("ablation-rgb-only/bu3dfe-legacy/1/0", None),
+    ]
+    assert report.groups[1].folder == "ablation-rgb-only/bu3dfe-legacy"
+    assert [g.variant for g in report.full()] == ["full"]
+    assert report.to_json() == data
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda g: g.pop("aggregate"), r"groups\[0\] \(full/bu3dfe-legacy\) lacks 'aggregate'"),
+        (
+            lambda g: g["aggregate"]["accuracy"].update(mean="high"),
+            r"groups\[0\] \(full/bu3dfe-legacy\)\.aggregate\.accuracy\.mean must be a number "
+            r"or null, found 'high'",
+        ),
+        (
+            lambda g: g["aggregate"]["repetitions"][0]["accuracy"].update(std=[0.1]),
+            r"aggregate\.repetitions\[0\]\.accuracy\.std must be a number or null",
+        ),
+        (lambda g: g["aggregate"].update(folds_ok=True), r"aggregate\.folds_ok must be an integer"),
+        (lambda g: g.update(aggregate=[]), r"\.aggregate must be an object, found \[\]"),
+        (lambda g: g["aggregate"]["failed"].append({"fold": 1}), r"failed\[0\] lacks 'repetition'"),
+        (lambda g: g["aggregate"]["confusion"].update(counts=[[1]]), r"confusion\.counts must be"),
+        (lambda g: g["aggregate"]["recall"].clear(), r"aggregate\.recall lacks classes"),
+        (lambda g: g.update(title=None), r"\.title must be a string, found None"),
+    ],
+)
+def test_a_malformed_group_is_refused_naming_the_file(reported, tmp_path, change, words):
+    data = json.loads(reported.read_text())
+    change(data["groups"][0])
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(SchemaMismatch, match=words) as error:
+        read_report(path)
+    assert error.value.path == path and str(error.value).startswith(f"{path}: ")
+
+
+def test_a_group_with_an_unsafe_variant_is_refused(reported):
+    data = json.loads(reported.read_text())
+    data["groups"][0]["variant"] = "../x"
+    with pytest.raises(Fer3dError, match="variant '../x' is not allowed"):
+        Report.from_json(data, reported)
+
+
+def test_keys_of_a_newer_version_survive_a_round_trip(reported, tmp_path):
+    data = json.loads(reported.read_text())
+    group = data["groups"][0]
+    group["calibration"] = {"ece": 0.04}  # a key this version does not know, at each level
+    group["aggregate"]["balanced_accuracy"] = {"mean": 0.5}
+    group["aggregate"]["accuracy"]["ci95"] = [0.4, 0.6]
+    group["aggregate"]["folds"][0]["gpu_hours"] = 0.1
+    group["aggregate"]["repetitions"][0]["accuracy"]["median"] = 0.5
+    group["aggregate"]["confusion"]["order"] = "true x predicted"
+    data["signature"] = "abc"
+    path = write_json(tmp_path / "report.json", data, strict=True)
+    report = read_report(path)
+    assert report.groups[0].extra == {"calibration": {"ece": 0.04}}
+    assert report.groups[0].aggregate.extra == {"balanced_accuracy": {"mean": 0.5}}
+    assert report.to_json() == data
+    assert json_text(report.to_json(), strict=True) == path.read_text()
+
+
+def test_a_group_of_a_report_before_0_10_reads_without_the_weights_it_never_had(reported):
+    data = json.loads(reported.read_text())
+    for key in ("differs_from_paper", "weights"):
+        del data["groups"][0][key]
+    group = Report.from_json(data, reported).groups[0]
+    assert group.differs_from_paper is None and group.weights is None
+    assert "differs_from_paper" not in group.to_json() and group.submitted is None

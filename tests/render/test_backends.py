@@ -21,7 +21,7 @@ from fer3d_bench.render.backends import (
     make_renderer,
 )
 from fer3d_bench.render.camera import OrthoCamera
-from fer3d_bench.sample import SampleConfig, make_sample
+from fer3d_bench.synthetic import SampleConfig, make_sample
 
 W, H = 40, 32
 TOL_MM = 1e-4

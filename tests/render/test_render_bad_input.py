@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from fer3d_bench.cli import main
 from fer3d_bench.render.run import output_paths
-from fer3d_bench.sample import SampleConfig, make_sample
+from fer3d_bench.synthetic import SampleConfig, make_sample
 
 from handmade import ZMIN, bnt_bytes, bosphorus_scan
 

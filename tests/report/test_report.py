@@ -11,6 +11,7 @@ import pytest
 
 from fer3d_bench.errors import Fer3dError
 from fer3d_bench.metrics import fold_metrics
+from fer3d_bench.records.group import FailedFold
 from fer3d_bench.records.report import Report
 from fer3d_bench.records.result import FoldResult
 from fer3d_bench.records.run import flat_config
@@ -188,32 +189,32 @@ def test_fold_metrics_refuses_unknown_label():
 
 def test_aggregate_legacy_averages_within_repetitions_first():
     summary = aggregate(legacy_results(), "kfold")
-    reps = summary["repetitions"]
+    reps = summary.repetitions
     # repetition 0: folds 1.0, 0.5, 0.75 -> mean 0.75; deviations .25 -.25 0 -> var .125/2, std .25
-    assert reps[0]["folds"] == 3
-    assert reps[0]["accuracy"]["mean"] == pytest.approx(0.75)
-    assert reps[0]["accuracy"]["std"] == pytest.approx(0.25)
+    assert reps[0].folds == 3
+    assert reps[0].accuracy.mean == pytest.approx(0.75)
+    assert reps[0].accuracy.std == pytest.approx(0.25)
     # repetition 1: folds 1.0, 0.5, 0.0 -> mean 0.5; deviations .5 0 -.5 -> var .5/2 -> std .5
-    assert reps[1]["accuracy"]["mean"] == pytest.approx(0.5)
-    assert reps[1]["accuracy"]["std"] == pytest.approx(0.5)
+    assert reps[1].accuracy.mean == pytest.approx(0.5)
+    assert reps[1].accuracy.std == pytest.approx(0.5)
     # across repetitions: mean (0.75 + 0.5)/2 = 0.625; std of (0.75, 0.5), ddof 1 = 0.125 * sqrt 2
-    acc = summary["accuracy"]
-    assert acc["mean"] == pytest.approx(0.625)
-    assert acc["std_across_repetitions"] == pytest.approx(0.125 * math.sqrt(2))
-    assert acc["mean_std_within_repetitions"] == pytest.approx((0.25 + 0.5) / 2)
+    acc = summary.accuracy
+    assert acc.mean == pytest.approx(0.625)
+    assert acc.std_across_repetitions == pytest.approx(0.125 * math.sqrt(2))
+    assert acc.mean_std_within_repetitions == pytest.approx((0.25 + 0.5) / 2)
     # pooling all 20 samples would give 13/20 = 0.65: the protocol's value is 0.625, not that.
-    assert acc["mean"] != pytest.approx(13 / 20)
+    assert acc.mean != pytest.approx(13 / 20)
     # macro-F1, repetition 0: fold 0 perfect -> 1; fold 1 A P=R=1/2, H P=R=1/2 -> 1/2;
     # fold 2 A P=1 R=2/3 -> 4/5, H P=1/2 R=1 -> 2/3 -> 11/15; mean (1 + 1/2 + 11/15)/3 = 67/90
-    assert reps[0]["macro_f1"]["mean"] == pytest.approx(67 / 90)
+    assert reps[0].macro_f1.mean == pytest.approx(67 / 90)
     # summed confusion: true A -> A 1+1+2+2+1 = 7, -> H 1+1+1+1 = 4; true H -> A 1+2 = 3,
     # -> H 1+1+1+3 = 6; row-normalised [7/11, 4/11], [3/9, 6/9]
-    assert summary["confusion"]["counts"] == [[7, 4], [3, 6]]
-    normalised = summary["confusion"]["normalised"]
+    assert summary.confusion.counts == [[7, 4], [3, 6]]
+    normalised = summary.confusion.normalised
     assert normalised[0] == pytest.approx([7 / 11, 4 / 11])
     assert normalised[1] == pytest.approx([1 / 3, 2 / 3])
-    assert summary["recall"] == {A: pytest.approx(7 / 11), H: pytest.approx(2 / 3)}
-    assert (summary["folds_ok"], summary["folds_failed"]) == (6, 0)
+    assert summary.recall == {A: pytest.approx(7 / 11), H: pytest.approx(2 / 3)}
+    assert (summary.folds_ok, summary.folds_failed) == (6, 0)
 
 
 def test_aggregate_single_repetition_five_folds():
@@ -223,30 +224,31 @@ def test_aggregate_single_repetition_five_folds():
         result("full", "bu3dfe-full", 0, k, [(A, A)] * (6 + k) + [(A, H)] * (4 - k))
         for k in range(5)
     ]
-    acc = aggregate(results, "kfold")["accuracy"]
-    assert acc["mean"] == pytest.approx(0.8)
-    assert acc["mean_std_within_repetitions"] == pytest.approx(math.sqrt(0.025))
-    assert acc["std_across_repetitions"] is None
+    acc = aggregate(results, "kfold").accuracy
+    assert acc.mean == pytest.approx(0.8)
+    assert acc.mean_std_within_repetitions == pytest.approx(math.sqrt(0.025))
+    assert acc.std_across_repetitions is None
 
 
 def test_aggregate_holdout_has_no_std():
     summary = aggregate(
         [result("full", "merged", 0, 0, [(A, A), (H, H), (H, H), (A, H)])], "holdout"
     )
-    assert summary["accuracy"]["mean"] == pytest.approx(0.75)
-    assert summary["accuracy"]["std_across_repetitions"] is None
-    assert summary["accuracy"]["mean_std_within_repetitions"] is None
+    assert summary.accuracy.mean == pytest.approx(0.75)
+    assert summary.accuracy.std_across_repetitions is None
+    assert summary.accuracy.mean_std_within_repetitions is None
 
 
 def test_failed_fold_is_counted_not_aggregated():
     summary = aggregate(legacy_results(failed={(1, 2)}), "kfold")
     # repetition 1 keeps folds 1.0 and 0.5 -> 0.75; repetition 0 stays 0.75 -> mean 0.75
-    assert summary["accuracy"]["mean"] == pytest.approx(0.75)
-    assert summary["repetitions"][1]["folds"] == 2
-    assert (summary["folds_ok"], summary["folds_failed"]) == (5, 1)
-    assert summary["failed"] == [{"repetition": 1, "fold": 2, "reason": NAN_REASON}]
+    assert summary.accuracy.mean == pytest.approx(0.75)
+    assert summary.repetitions[1].folds == 2
+    assert (summary.folds_ok, summary.folds_failed) == (5, 1)
+    assert summary.failed == [FailedFold(repetition=1, fold=2, reason=NAN_REASON)]
+    assert summary.to_json()["failed"] == [{"repetition": 1, "fold": 2, "reason": NAN_REASON}]
     # the failed fold's three samples are not in the summed confusion: 20 - 3 = 17
-    assert sum(map(sum, summary["confusion"]["counts"])) == 17
+    assert sum(map(sum, summary.confusion.counts)) == 17
 
 
 # ------------------------------------------------------------------------- the written report
@@ -327,7 +329,7 @@ def test_missing_fold_and_full_protocol_titles(tmp_path):
     results.append(result("full", "merged", 0, 0, [(A, A)]))
     run = load_run(write_run(tmp_path / "r", protocols, results, config=PAPER_CONFIG))
     report = build_report(run, load_published())  # no figures needed here
-    titles = [g["title"] for g in report.groups]
+    titles = [g.title for g in report.groups]
     assert titles == [
         f"bu3dfe-full 1.0.0{NAMED} — TRUNCATED: 1 fold missing",
         f"merged 1.0.0{NAMED}",
@@ -369,7 +371,7 @@ def titles(tmp_path, weights, config=PAPER_CONFIG, full=None):
         protocols["bu3dfe-full"] = {**protocol_spec("kfold", TWO, 1, 1, 1, 1), **full}
     results = [result("full", p, 0, 0, [(A, A), (H, H)]) for p in protocols]
     run = load_run(write_run(tmp_path / "r", protocols, results, config=config, weights=weights))
-    return {g["protocol"]: g["title"] for g in build_report(run, load_published()).groups}
+    return {g.protocol: g.title for g in build_report(run, load_published()).groups}
 
 
 @pytest.mark.parametrize(
@@ -420,7 +422,7 @@ def test_a_weights_file_of_0_9_is_not_called_the_papers(tmp_path):
             '"weights": null', '"backbone_weights": {"file": "x.pt", "sha256": "ab"}'
         )
     )
-    title = build_report(load_run(folder), load_published()).groups[0]["title"]
+    title = build_report(load_run(folder), load_published()).groups[0].title
     assert "pretrained from x.pt, not identified (planned before fer3d-bench 0.10)" in title
 
 

@@ -154,7 +154,7 @@ def test_the_first_finished_fold_with_embeddings_is_drawn(run):
 def test_a_group_with_embeddings_gets_a_tsne_figure_with_the_same_bytes_every_time(run):
     give_embeddings(run)
     paths = write_report(run)
-    assert TSNE in paths.report.figures and TSNE in paths.report.groups[0]["figures"]
+    assert TSNE in paths.report.figures and TSNE in paths.report.groups[0].figures
     assert f"- [{TSNE}]({TSNE})" in paths.markdown.read_text()
     first = {p.name: p.read_bytes() for p in paths.figures}
     assert first[Path(TSNE).name].startswith(PNG)

@@ -13,8 +13,11 @@ from fer3d_bench.errors import Fer3dError
 from fer3d_bench.processes import HOST, FolderBusy, folder_lock
 from fer3d_bench.records.io import RecordDamaged
 from fer3d_bench.train import loop
+from fer3d_bench.train.checkpoint import read_checkpoint
 from fer3d_bench.train.config import PRESETS, with_overrides
-from fer3d_bench.train.loop import read_checkpoint, train
+from fer3d_bench.train.environment import Placement
+from fer3d_bench.train.fold import TrainingFold
+from fer3d_bench.train.loop import train
 
 CONFIG = with_overrides(PRESETS["tiny"], epochs=2, batch_size=8, effective_batch=8)
 
@@ -38,7 +41,7 @@ class Payload:
 
 def _run(fold, out, **kwargs):
     h5, train_idx, test_idx = fold
-    return train(h5, train_idx, test_idx, out, CONFIG, device="cpu", progress=False, **kwargs)
+    return train(TrainingFold(h5, train_idx, test_idx), out, CONFIG, Placement("cpu"), **kwargs)
 
 
 def test_a_crafted_checkpoint_is_refused_and_its_payload_never_runs(fold, tmp_path):
@@ -82,20 +85,20 @@ def test_a_checkpoint_missing_an_entry_or_with_a_forged_epoch_is_refused(fold, t
 
 def test_a_kill_between_metrics_and_checkpoint_logs_each_epoch_once(fold, tmp_path, monkeypatch):
     out = tmp_path / "fold"
-    real = loop._save_checkpoint
+    real = loop.write_checkpoint
     saves = []
 
-    def killed_on_the_second(fit, path):
-        saves.append(fit.epoch)
-        if fit.epoch == 2:  # epoch 2's metrics line is written; its checkpoint is not
+    def killed_on_the_second(path, state):
+        saves.append(state["epoch"])
+        if state["epoch"] == 2:  # epoch 2's metrics line is written; its checkpoint is not
             raise KeyboardInterrupt
-        real(fit, path)
+        real(path, state)
 
-    monkeypatch.setattr(loop, "_save_checkpoint", killed_on_the_second)
+    monkeypatch.setattr(loop, "write_checkpoint", killed_on_the_second)
     with pytest.raises(KeyboardInterrupt):
         _run(fold, out)
     assert len((out / "metrics.jsonl").read_text().splitlines()) == 2  # the duplicate to come
-    monkeypatch.setattr(loop, "_save_checkpoint", real)
+    monkeypatch.setattr(loop, "write_checkpoint", real)
     result = _run(fold, out)
     epochs = [json.loads(x)["epoch"] for x in (out / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2]

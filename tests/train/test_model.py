@@ -1,22 +1,13 @@
-"""The reference network: shapes per ablation, the attention rule, weights from local files."""
+"""The reference network: shapes per ablation, the attention rule, its parameter groups."""
 
 import itertools
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
-import timm
 import torch
 from torch import nn
 
-from fer3d_bench.errors import Fer3dError
-from fer3d_bench.train.model import (
-    FerNet,
-    LoadReport,
-    ModelConfig,
-    build_backbone,
-    load_backbone_weights,
-)
+from fer3d_bench.train.model import FerNet, ModelConfig, build_backbone
 
 SIZE = 64
 TINY = ModelConfig(
@@ -148,57 +139,3 @@ def test_models_built_after_the_same_seed_are_identical():
     second = FerNet(TINY).state_dict()
     assert first.keys() == second.keys()
     assert all(torch.equal(first[k], second[k]) for k in first)
-
-
-def classifier(seed: int = 1) -> nn.Module:
-    torch.manual_seed(seed)
-    return timm.create_model("test_efficientnet", pretrained=False, num_classes=5)
-
-
-HEAD_KEYS = {"conv_head.weight", "bn2.weight", "classifier.weight", "classifier.bias"}
-
-
-def test_state_dict_loads_into_both_backbones(tmp_path: Path):
-    source = classifier().state_dict()
-    path = tmp_path / "weights.pth"
-    torch.save(source, path)
-    model = tiny()
-    report = load_backbone_weights(model, path)
-    assert isinstance(report, LoadReport) and report.source == "state_dict"
-    assert report.missing == []
-    assert set(report.unexpected) >= HEAD_KEYS
-    assert not any(k.startswith(("blocks.", "conv_stem", "bn1.")) for k in report.unexpected)
-    for backbone in model.backbones():
-        loaded = backbone.state_dict()
-        shared = source.keys() & loaded.keys()
-        assert len(shared) == len(loaded)
-        assert all(torch.equal(loaded[k], source[k]) for k in shared)
-
-
-def test_whole_model_pickle_needs_trust(tmp_path: Path):
-    source = classifier()
-    source.classifier = nn.Linear(source.num_features, 8)  # as HSEmotion replaces it
-    path = tmp_path / "enet_b2_8.pt"
-    torch.save(source, path)
-    model = tiny()
-    with pytest.raises(Fer3dError, match="--trust-pickle"):
-        load_backbone_weights(model, path)
-    with pytest.warns(UserWarning, match="arbitrary code"):
-        report = load_backbone_weights(model, path, trust_pickle=True)
-    assert report.source == "pickle" and report.missing == []
-    expected = source.state_dict()["conv_stem.weight"]
-    assert torch.equal(model.depth_backbone.state_dict()["conv_stem.weight"], expected)
-
-
-def test_garbage_file_is_named(tmp_path: Path):
-    path = tmp_path / "not_weights.pth"
-    path.write_bytes(b"this is not a torch file\n" * 10)
-    with pytest.raises(Fer3dError, match="not_weights.pth"):
-        load_backbone_weights(tiny(), path)
-
-
-def test_weights_of_another_model_are_refused(tmp_path: Path):
-    path = tmp_path / "other.pth"
-    torch.save({"fc.weight": torch.zeros(3, 3), "layer1.0.conv1.weight": torch.zeros(1)}, path)
-    with pytest.raises(Fer3dError, match="other.pth"):
-        load_backbone_weights(tiny(), path)

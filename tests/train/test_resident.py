@@ -9,8 +9,11 @@ from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.dataset.statistics import fold_statistics
 from fer3d_bench.errors import Fer3dError
 from fer3d_bench.train import loop
+from fer3d_bench.train.checkpoint import CHECKPOINT, read_checkpoint
 from fer3d_bench.train.config import PRESETS, with_overrides
 from fer3d_bench.train.data import AugmentConfig, FerTorchDataset, ResidentBatches, ResidentDataset
+from fer3d_bench.train.environment import Placement
+from fer3d_bench.train.fold import TrainingFold
 
 # augmentation on (the tiny preset turns it off), two batches per accumulation window, and a
 # last batch shorter than the others (20 training samples, batches of 6)
@@ -82,17 +85,17 @@ def test_resident_batches_take_the_loaders_draws_from_the_global_generator(h5):
 
 def test_training_with_resident_data_is_the_same_run(h5, tmp_path, monkeypatch):
     chosen = []
-    real_setup = loop._setup
+    real_setup = loop.build_fit
 
     def setup(*args):
         fit = real_setup(*args)
         chosen.append((type(fit.train_set), type(fit.test_set)))
         return fit
 
-    monkeypatch.setattr(loop, "_setup", setup)
+    monkeypatch.setattr(loop, "build_fit", setup)
 
     def run(out, **kwargs):
-        return loop.train(h5, TRAIN, TEST, out, CONFIG, device="cpu", progress=False, **kwargs)
+        return loop.train(TrainingFold(h5, TRAIN, TEST), out, CONFIG, Placement("cpu"), **kwargs)
 
     plain = run(tmp_path / "loader")  # automatic: a DataLoader on the CPU
     resident = run(tmp_path / "resident", resident=True)
@@ -112,7 +115,7 @@ def test_training_with_resident_data_is_the_same_run(h5, tmp_path, monkeypatch):
         for sample, vector in plain.embeddings.items():
             assert np.array_equal(other.embeddings[sample], vector), sample
     saved = {
-        name: loop.read_checkpoint(tmp_path / name / loop.CHECKPOINT)
+        name: read_checkpoint(tmp_path / name / CHECKPOINT)
         for name in ("loader", "resident", "mixed")
     }
     for name in ("resident", "mixed"):

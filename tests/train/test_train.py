@@ -13,11 +13,16 @@ from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.dataset.build import BuildOptions, build_dataset
 from fer3d_bench.dataset.statistics import fold_statistics
 from fer3d_bench.errors import Fer3dError
+from fer3d_bench.manifests import items_from_h5
 from fer3d_bench.render.options import RenderOptions
-from fer3d_bench.sample import SampleConfig, make_sample
+from fer3d_bench.synthetic import SampleConfig, make_sample
 from fer3d_bench.train.config import PRESETS, with_overrides
 from fer3d_bench.train.data import AugmentConfig, FerTorchDataset
+from fer3d_bench.train.environment import Placement
+from fer3d_bench.train.fold import TrainingFold
 from fer3d_bench.train.loop import train
+
+CPU = Placement("cpu")
 
 LEARN = SampleConfig(
     seed=21,
@@ -40,9 +45,9 @@ def learn(tmp_path_factory):
         progress=False,
     )
     with H5Dataset(base / "merged.h5") as data:
-        items = sp.items_from_h5(base / "merged.h5")
+        items = items_from_h5(base / "merged.h5")
         manifest = sp.make_manifest(sp.load_protocol("cald3r-mend3s"), items, "test")
-        train_idx, test_idx = sp.fold_indices(manifest, data, 0, 0)
+        train_idx, test_idx = manifest.fold_indices(data, 0, 0)
     return base, train_idx, test_idx
 
 
@@ -56,7 +61,7 @@ def test_folds_are_subject_independent(learn):
 def test_reference_model_learns_far_above_chance(learn, tmp_path):
     base, train_idx, test_idx = learn
     config = with_overrides(PRESETS["tiny"], epochs=14)
-    result = train(base / "merged.h5", train_idx, test_idx, tmp_path, config, progress=False)
+    result = train(TrainingFold(base / "merged.h5", train_idx, test_idx), tmp_path, config, CPU)
     # 7 classes: chance is 14 %; a pipeline with shuffled labels, broken alignment of labels and
     # images or no learning stays near it.
     assert result.test_accuracy >= 0.5, [r["test_accuracy"] for r in result.history]
@@ -82,13 +87,12 @@ def test_resume_gives_the_same_weights_as_one_run(learn, tmp_path):
     base, train_idx, test_idx = learn
     small = train_idx[:24]
     config = with_overrides(PRESETS["tiny"], epochs=2, batch_size=8, effective_batch=16)
-    train(base / "merged.h5", small, test_idx[:8], tmp_path / "once", config, progress=False)
+    fold = TrainingFold(base / "merged.h5", small, test_idx[:8])
+    train(fold, tmp_path / "once", config, CPU)
     first = tmp_path / "split"  # the same run, stopped after epoch 1, then started again
-    stopped = train(
-        base / "merged.h5", small, test_idx[:8], first, config, progress=False, stop_after=1
-    )
+    stopped = train(fold, first, config, CPU, stop_after=1)
     assert len(stopped.history) == 1
-    train(base / "merged.h5", small, test_idx[:8], first, config, progress=False)
+    train(fold, first, config, CPU)
     a = torch.load(tmp_path / "once" / "checkpoint.pt", weights_only=False)
     b = torch.load(first / "checkpoint.pt", weights_only=False)
     for key, value in a["model"].items():
@@ -146,7 +150,7 @@ def test_augmentation_is_joint_and_deterministic(learn):
 
 def test_cli_train_and_bad_overrides(learn, tmp_path):
     base, _, _ = learn
-    items = sp.items_from_h5(base / "merged.h5")
+    items = items_from_h5(base / "merged.h5")
     manifest = sp.make_manifest(sp.load_protocol("cald3r-mend3s"), items, "test")
     sp.write_manifest(manifest, tmp_path / "m")
     path = tmp_path / "m" / "cald3r-mend3s" / "1.0.0.json"

@@ -12,8 +12,9 @@ import torch
 
 from fer3d_bench import splits as sp
 from fer3d_bench.dataset.build import BuildOptions, build_dataset
+from fer3d_bench.manifests import items_from_h5
 from fer3d_bench.render.options import RenderOptions
-from fer3d_bench.sample import SampleConfig, make_sample
+from fer3d_bench.synthetic import SampleConfig, make_sample
 from fer3d_bench.tune.storage import Heartbeat, open_storage
 
 ROOT = Path(__file__).parents[2]
@@ -43,7 +44,7 @@ def data(tmp_path_factory):
         render_dir=base / "render",
         progress=False,
     )
-    items = sp.items_from_h5(base / "merged.h5")
+    items = items_from_h5(base / "merged.h5")
     sp.write_manifest(sp.make_manifest(sp.load_protocol(PROTOCOL), items, "test"), base / "m")
     return base
 

@@ -9,6 +9,7 @@ from conftest import PROTOCOL, TEST_SUBJECT, tune_args
 from fer3d_bench import splits as sp
 from fer3d_bench.cli import main
 from fer3d_bench.dataset import H5Dataset
+from fer3d_bench.manifests import bu3dfe_catalogue
 from fer3d_bench.train import loop
 from fer3d_bench.tune import TuneError
 from fer3d_bench.tune.nested import inner_assignment, nested_split
@@ -20,13 +21,13 @@ def _fold_items(manifest, protocol, repetition, fold):
     """(training items, test subjects) of one fold of a manifest made from the catalogue."""
     groups = manifest.content["repetitions"][repetition]["subjects"]
     test = set(groups[fold])
-    chosen = sp.select(protocol, sp.bu3dfe_catalogue())
+    chosen = sp.select(protocol, bu3dfe_catalogue())
     return [i for i in chosen if i.subject not in test], test
 
 
 def test_inner_folds_deal_only_training_subjects_by_name_alone():
     protocol = sp.load_protocol(PROTOCOL)  # 60 subjects, 10 folds, balanced by sex
-    manifest = sp.make_manifest(protocol, sp.bu3dfe_catalogue(), "catalogue")
+    manifest = sp.make_manifest(protocol, bu3dfe_catalogue(), "catalogue")
     for repetition in range(3):
         for fold in range(protocol.folds):
             items, test = _fold_items(manifest, protocol, repetition, fold)
@@ -51,7 +52,7 @@ def test_fold_zero_is_what_the_tests_assume(data):
         "bu3dfe:M0001",
     ]
     with H5Dataset(data / "merged.h5") as h5:
-        train, test = sp.fold_indices(split.manifest, h5, 0, 0)
+        train, test = split.manifest.fold_indices(h5, 0, 0)
     for inner in split.inner:  # each inner split is the whole training part, in two
         assert not set(inner.train.tolist()) & set(inner.validation.tolist())
         assert sorted(inner.train.tolist() + inner.validation.tolist()) == train.tolist()
@@ -68,9 +69,9 @@ def test_no_test_fold_sample_reaches_a_trial(data, tmp_path, monkeypatch, repeti
     """Every index any trial trains or validates on, as `train` receives it, for two folds."""
     seen = []
 
-    def recording(data_path, train_idx, test_idx, out, config, **kwargs):
-        seen.append((train_idx.tolist(), test_idx.tolist()))
-        return REAL_TRAIN(data_path, train_idx, test_idx, out, config, **kwargs)
+    def recording(fold, out, config, *args, **kwargs):
+        seen.append((fold.train.tolist(), fold.test.tolist()))
+        return REAL_TRAIN(fold, out, config, *args, **kwargs)
 
     monkeypatch.setattr(loop, "train", recording)
     storage = f"sqlite:///{tmp_path / 'study.db'}"
@@ -80,7 +81,7 @@ def test_no_test_fold_sample_reaches_a_trial(data, tmp_path, monkeypatch, repeti
     manifest = sp.read_manifest(data / "m" / PROTOCOL / "1.0.0.json")
     test_subjects = set(manifest.content["repetitions"][repetition]["subjects"][fold])
     with H5Dataset(data / "merged.h5") as h5:
-        _, test = sp.fold_indices(manifest, h5, repetition, fold)
+        _, test = manifest.fold_indices(h5, repetition, fold)
         subjects = h5.subjects
         test_ids = {h5.sample_ids[i] for i in test}
         assert len(seen) == 2 and test_ids  # one trial, two inner folds

@@ -202,10 +202,10 @@ def test_a_diverging_trial_fails_and_another_is_drawn_until_too_many_diverge(
 ):
     real = loop.train
 
-    def diverging(data_path, train_idx, test_idx, out, config, **kwargs):
+    def diverging(fold, out, config, *args, **kwargs):
         if diverge(Path(out).parent.name):  # a loss weight that overflows float32: real NaN
             config = with_overrides(config, **{"loss.lambda1": 1e39})
-        return real(data_path, train_idx, test_idx, out, config, **kwargs)
+        return real(fold, out, config, *args, **kwargs)
 
     monkeypatch.setattr(loop, "train", diverging)
     diverge = "trial-0001".__eq__

@@ -20,12 +20,14 @@ from safetensors.torch import load_file
 from torch import nn
 
 from fer3d_bench.cli import main
-from fer3d_bench.errors import Fer3dError
 from fer3d_bench.train.config import PRESETS
-from fer3d_bench.train.model import FerNet, load_backbone_weights
+from fer3d_bench.train.model import FerNet
 from fer3d_bench.weights import known
+from fer3d_bench.weights.backbone import load_backbone_weights
+from fer3d_bench.weights.errors import WeightsError
 from fer3d_bench.weights.files import import_weights, read_weights
 from fer3d_bench.weights.known import KnownWeights, file_hashes, refuse_other_architecture
+from fer3d_bench.weights.request import PretrainedWeights
 
 TINY = PRESETS["tiny"].model
 
@@ -151,6 +153,12 @@ def test_the_table_holds_the_upstream_files():
     assert {k.architecture for k in table.values()} == {"tf_efficientnet_b0", "tf_efficientnet_b2"}
 
 
+def load_into(model: FerNet, path: Path, **request):
+    """As the training loop calls it."""
+    weights = PretrainedWeights(path, **request)
+    return load_backbone_weights(model.backbones(), model.config.backbone, weights)
+
+
 @pytest.fixture(scope="module")
 def tiny_pickle(tmp_path_factory):
     return legacy_pickle(TINY.backbone, tmp_path_factory.mktemp("tiny"))
@@ -158,12 +166,12 @@ def tiny_pickle(tmp_path_factory):
 
 def test_backbone_weights_refuses_a_pickle_and_points_to_import(tiny_pickle, tmp_path):
     path, model, marker = tiny_pickle
-    with pytest.raises(Fer3dError, match="weights import"):
-        load_backbone_weights(FerNet(TINY), path)
+    with pytest.raises(WeightsError, match="weights import"):
+        load_into(FerNet(TINY), path)
     out = tmp_path / "backbone.safetensors"
     import_weights(path, out)
     fernet = FerNet(TINY)
-    report = load_backbone_weights(fernet, out)
+    report = load_into(fernet, out)
     assert report.source == "safetensors" and report.missing == []
     expected = model.state_dict()["conv_stem.weight"]
     assert torch.equal(fernet.depth_backbone.state_dict()["conv_stem.weight"], expected)
@@ -180,8 +188,8 @@ def test_a_known_file_is_refused_by_another_architecture(tiny_pickle, monkeypatc
     out = tmp_path / "backbone.safetensors"
     import_weights(path, out)
     for file in (path, out):  # the file itself, and the safetensors made from it
-        with pytest.raises(Fer3dError, match="enet_b2_7.*tf_efficientnet_b2.*test_efficientnet"):
-            load_backbone_weights(FerNet(TINY), file, trust_pickle=True)
+        with pytest.raises(WeightsError, match="enet_b2_7.*tf_efficientnet_b2.*test_efficientnet"):
+            load_into(FerNet(TINY), file, trust_pickle=True)
     for file in (path, out):
         refuse_other_architecture(file, "tf_efficientnet_b2.ns_jft_in1k")  # what it was made for
 

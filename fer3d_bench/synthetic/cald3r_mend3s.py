@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fer3d_bench.sample.common import Options, rng_for, save_depth16, save_rgb, uniform
-from fer3d_bench.sample.face import (
+from fer3d_bench.synthetic.common import Options, rng_for, save_depth16, save_rgb, uniform
+from fer3d_bench.synthetic.face import (
     CLASSES,
     Grid,
     face_crop,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fer3d_bench.sample.common import (
+from fer3d_bench.synthetic.common import (
     Options,
     Plant,
     planted_scans,
@@ -28,7 +28,7 @@ from fer3d_bench.sample.common import (
     uniform,
     write_text,
 )
-from fer3d_bench.sample.face import (
+from fer3d_bench.synthetic.face import (
     Face,
     Grid,
     face_crop,

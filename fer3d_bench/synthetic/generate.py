@@ -18,9 +18,9 @@ from pathlib import Path
 
 from fer3d_bench.processes import exit_with_parent
 from fer3d_bench.progress import progress as progress_bar
-from fer3d_bench.sample import bosphorus, bu3dfe, cald3r_mend3s
-from fer3d_bench.sample.common import Options, write_text
-from fer3d_bench.sample.face import CLASSES
+from fer3d_bench.synthetic import bosphorus, bu3dfe, cald3r_mend3s
+from fer3d_bench.synthetic.common import Options, write_text
+from fer3d_bench.synthetic.face import CLASSES
 
 PIXEL_CONVENTION = "pixel (row i, col j) is centred at image coordinates (x=j, y=i)"
 

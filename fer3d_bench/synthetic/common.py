@@ -1,4 +1,4 @@
-"""Helpers shared by the sample writers: per-scan seeding, byte-stable image files, and the
+"""Helpers shared by the dataset writers: per-scan seeding, byte-stable image files, and the
 options each scan is written with."""
 
 from __future__ import annotations

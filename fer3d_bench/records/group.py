@@ -1,0 +1,399 @@
+"""A group of report.json, typed: one (variant, protocol), its title and its aggregate.
+
+`to_json` gives the dict the report has always written for it: the same keys, the same values,
+a key absent where it was absent. `from_json` checks what the report's readers rely on (names,
+numbers, the aggregate's shape); each problem is a `SchemaMismatch` naming the file and the
+place in it. Keys this version does not know are kept as they are (`extra`), at every level, so
+a report written by a newer minor version survives a round trip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+from fer3d_bench.names import checked_name
+from fer3d_bench.records.io import SchemaMismatch
+from fer3d_bench.records.job import fold_folder, variant_prefix
+
+
+class _Record:
+    """The dataclasses below as JSON: `extra`, then their fields over it; a field of
+    `ONLY_IF_SET` is left out while None, as the versions that wrote it left it out."""
+
+    ONLY_IF_SET: ClassVar[tuple[str, ...]] = ()
+    extra: dict
+
+    def to_json(self) -> dict:
+        data = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name == "extra" or (value is None and f.name in self.ONLY_IF_SET):
+                continue
+            data[f.name] = _plain(value)
+        return {**self.extra, **data}
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, _Record):
+        return value.to_json()
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass
+class Spread(_Record):
+    """One repetition's fold scores: their mean and sample std (None below two folds)."""
+
+    mean: float | None
+    std: float | None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: object, path: Path, where: str) -> Spread:
+        read = _Reader(data, path, where)
+        return cls(
+            mean=read.get("mean", _optional_number, "a number or null"),
+            std=read.get("std", _optional_number, "a number or null"),
+            extra=read.extra(cls),
+        )
+
+
+@dataclass
+class Levels(_Record):
+    """A score over the repetitions: the mean of the repetition means, the std across them,
+    and the mean of the stds within them (aggregate's module docstring gives the rules)."""
+
+    mean: float | None
+    std_across_repetitions: float | None
+    mean_std_within_repetitions: float | None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: object, path: Path, where: str) -> Levels:
+        read = _Reader(data, path, where)
+        return cls(
+            **{
+                f.name: read.get(f.name, _optional_number, "a number or null")
+                for f in fields(cls)
+                if f.name != "extra"
+            },
+            extra=read.extra(cls),
+        )
+
+
+@dataclass
+class RepetitionRow(_Record):
+    """One repetition: how many of its folds are ok, and the spread of their scores."""
+
+    repetition: int
+    folds: int
+    accuracy: Spread
+    macro_f1: Spread
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: object, path: Path, where: str) -> RepetitionRow:
+        read = _Reader(data, path, where)
+        return cls(
+            repetition=read.get("repetition", _int, "an integer"),
+            folds=read.get("folds", _int, "an integer"),
+            accuracy=Spread.from_json(read.get("accuracy"), path, f"{where}.accuracy"),
+            macro_f1=Spread.from_json(read.get("macro_f1"), path, f"{where}.macro_f1"),
+            extra=read.extra(cls),
+        )
+
+
+@dataclass
+class FoldRow(_Record):
+    """One fold of the group, ok or failed; `result` is its result.json, relative to the run
+    folder (set by the report, absent from an aggregate of results alone)."""
+
+    ONLY_IF_SET = ("result",)
+
+    repetition: int
+    fold: int
+    status: str
+    reason: str | None
+    seconds: float | None
+    n: int | None
+    accuracy: float | None
+    macro_f1: float | None
+    checkpoint: str | None
+    result: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: object, path: Path, where: str) -> FoldRow:
+        read = _Reader(data, path, where)
+        return cls(
+            repetition=read.get("repetition", _int, "an integer"),
+            fold=read.get("fold", _int, "an integer"),
+            status=read.get("status", _str, "a string"),
+            reason=read.get("reason", _optional_str, "a string or null"),
+            seconds=read.get("seconds", _optional_number, "a number or null"),
+            n=read.get("n", _optional_int, "an integer or null"),
+            accuracy=read.get("accuracy", _optional_number, "a number or null"),
+            macro_f1=read.get("macro_f1", _optional_number, "a number or null"),
+            checkpoint=read.get("checkpoint", _optional_str, "a string or null"),
+            result=read.get("result", _str, "a string", optional=True),
+            extra=read.extra(cls),
+        )
+
+
+@dataclass
+class FailedFold(_Record):
+    """A fold that failed: where it is in the protocol, and why."""
+
+    repetition: int
+    fold: int
+    reason: str | None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: object, path: Path, where: str) -> FailedFold:
+        read = _Reader(data, path, where)
+        return cls(
+            repetition=read.get("repetition", _int, "an integer"),
+            fold=read.get("fold", _int, "an integer"),
+            reason=read.get("reason", _optional_str, "a string or null"),
+            extra=read.extra(cls),
+        )
+
+
+@dataclass
+class Confusion(_Record):
+    """The confusion counts summed over the ok folds (rows true, columns predicted, in the
+    order of the classes) and the same matrix row-normalised."""
+
+    counts: list[list[int]]
+    normalised: list[list[float]]
+    extra: dict = field(default_factory=dict)
+
+    def support(self) -> list[int]:
+        """Each class's test samples over the ok folds."""
+        return [sum(row) for row in self.counts]
+
+    @classmethod
+    def from_json(cls, data: object, path: Path, where: str, size: int) -> Confusion:
+        read = _Reader(data, path, where)
+        square = f"a {size} x {size} matrix of"
+        return cls(
+            counts=read.get("counts", _matrix(size, _int), f"{square} integers"),
+            normalised=read.get("normalised", _matrix(size, _number), f"{square} numbers"),
+            extra=read.extra(cls),
+        )
+
+
+@dataclass
+class Aggregate(_Record):
+    """One (variant, protocol)'s fold results reduced as its protocol defines it
+    (report.aggregate builds it; its module docstring gives the rules)."""
+
+    kind: str
+    classes: list[str]
+    folds_ok: int
+    folds_failed: int
+    failed: list[FailedFold]
+    folds: list[FoldRow]
+    repetitions: list[RepetitionRow]
+    accuracy: Levels
+    macro_f1: Levels
+    confusion: Confusion
+    recall: dict[str, float | None]  # class -> pooled recall; None for a class with no sample
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: object, path: Path, where: str = "aggregate") -> Aggregate:
+        read = _Reader(data, path, where)
+        kind = read.get("kind", _str, "a string")
+        classes = read.get("classes", _list_of(_str), "a list of strings")
+        recall = read.get("recall", _dict_of(_optional_number), "an object of numbers or nulls")
+        unknown = [c for c in classes if c not in recall]
+        if unknown:
+            raise SchemaMismatch(path, f"{where}.recall lacks classes {unknown}")
+        return cls(
+            kind=kind,
+            classes=classes,
+            folds_ok=read.get("folds_ok", _int, "an integer"),
+            folds_failed=read.get("folds_failed", _int, "an integer"),
+            failed=read.each("failed", FailedFold.from_json),
+            folds=read.each("folds", FoldRow.from_json),
+            repetitions=read.each("repetitions", RepetitionRow.from_json),
+            accuracy=Levels.from_json(read.get("accuracy"), path, f"{where}.accuracy"),
+            macro_f1=Levels.from_json(read.get("macro_f1"), path, f"{where}.macro_f1"),
+            confusion=Confusion.from_json(
+                read.get("confusion"), path, f"{where}.confusion", len(classes)
+            ),
+            recall=recall,
+            extra=read.extra(cls),
+        )
+
+
+@dataclass
+class ReportGroup(_Record):
+    """One (variant, protocol) of the report: the title that names every way it falls short
+    of the full protocol, its aggregate, its training time and its figures."""
+
+    ONLY_IF_SET = ("differs_from_paper", "submitted")
+
+    variant: str
+    protocol: str
+    version: str
+    kind: str
+    folds_expected: int
+    truncation: list[str]  # each way it falls short, in words; empty for the full protocol
+    # dotted config key -> [this run's value, the paper's]; None in a report of fer3d-bench
+    # before 0.10, which recorded none per group
+    differs_from_paper: dict[str, list] | None
+    weights: dict | None  # weights.known.weights_record; None for submitted predictions
+    title: str
+    aggregate: Aggregate
+    seconds: float  # the sum of its folds' seconds
+    figures: list[str]  # relative to the run folder
+    submitted: str | None = None  # the model whose submitted predictions it scores
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(variant, protocol)."""
+        return self.variant, self.protocol
+
+    @property
+    def label(self) -> str:
+        return f"{self.variant} / {self.protocol}"
+
+    @property
+    def folder(self) -> str:
+        """The protocol folder of its folds, relative to the run folder."""
+        return f"{variant_prefix(self.variant)}{self.protocol}"
+
+    @property
+    def mean_accuracy(self) -> float | None:
+        """The headline accuracy (mean of the repetition means); None without an ok fold."""
+        return self.aggregate.accuracy.mean
+
+    def failed_folds(self) -> list[tuple[str, str | None]]:
+        """(folder relative to the run folder, reason) of each failed fold, in fold order:
+        `bu3dfe-legacy/1/2` for the reference model, `ablation-<variant>/...` for another."""
+        return [
+            (fold_folder(self.variant, self.protocol, f.repetition, f.fold), f.reason)
+            for f in self.aggregate.failed
+        ]
+
+    @classmethod
+    def from_json(cls, data: object, path: Path, where: str = "group") -> ReportGroup:
+        read = _Reader(data, path, where)
+        variant = checked_name(read.get("variant", _str, "a string"), f"{where}.variant", path)
+        protocol = checked_name(read.get("protocol", _str, "a string"), f"{where}.protocol", path)
+        where = read.where = f"{where} ({variant}/{protocol})"
+        return cls(
+            variant=variant,
+            protocol=protocol,
+            version=read.get("version", _str, "a string"),
+            kind=read.get("kind", _str, "a string"),
+            folds_expected=read.get("folds_expected", _int, "an integer"),
+            truncation=read.get("truncation", _list_of(_str), "a list of strings"),
+            differs_from_paper=read.get(
+                "differs_from_paper", _dict_of(_pair), "an object of [ours, paper]", optional=True
+            ),
+            weights=read.get("weights", _optional_dict, "an object or null", optional=True),
+            title=read.get("title", _str, "a string"),
+            aggregate=Aggregate.from_json(read.get("aggregate"), path, f"{where}.aggregate"),
+            seconds=read.get("seconds", _number, "a number"),
+            figures=read.get("figures", _list_of(_str), "a list of strings"),
+            submitted=read.get("submitted", _str, "a string", optional=True),
+            extra=read.extra(cls),
+        )
+
+
+class _Reader:
+    """One JSON object being read: each key checked, each problem naming the file and where."""
+
+    def __init__(self, data: object, path: Path, where: str):
+        if not isinstance(data, dict):
+            raise SchemaMismatch(path, f"{where} must be an object, found {_shown(data)}")
+        self.data, self.path, self.where = data, path, where
+
+    def get(
+        self,
+        key: str,
+        check: Callable[[Any], bool] = lambda _: True,
+        expected: str = "",
+        optional: bool = False,
+    ) -> Any:
+        if key not in self.data:
+            if optional:
+                return None
+            raise SchemaMismatch(self.path, f"{self.where} lacks {key!r}")
+        value = self.data[key]
+        if not check(value):
+            raise SchemaMismatch(
+                self.path, f"{self.where}.{key} must be {expected}, found {_shown(value)}"
+            )
+        return value
+
+    def each(self, key: str, read: Callable[[object, Path, str], Any]) -> list:
+        values = self.get(key, lambda v: isinstance(v, list), "a list")
+        return [read(v, self.path, f"{self.where}.{key}[{k}]") for k, v in enumerate(values)]
+
+    def extra(self, cls: type) -> dict:
+        known = {f.name for f in fields(cls)}
+        return {k: v for k, v in self.data.items() if k not in known}
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:57]}..."
+
+
+def _int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _str(value: object) -> bool:
+    return isinstance(value, str)
+
+
+def _optional_int(value: object) -> bool:
+    return value is None or _int(value)
+
+
+def _optional_number(value: object) -> bool:
+    return value is None or _number(value)
+
+
+def _optional_str(value: object) -> bool:
+    return value is None or _str(value)
+
+
+def _optional_dict(value: object) -> bool:
+    return value is None or isinstance(value, dict)
+
+
+def _pair(value: object) -> bool:
+    return isinstance(value, list) and len(value) == 2
+
+
+def _list_of(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, list) and all(check(v) for v in value)
+
+
+def _dict_of(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, dict) and all(check(v) for v in value.values())
+
+
+def _matrix(size: int, check: Callable[[Any], bool]) -> Callable[[Any], bool]:
+    row = _list_of(check)
+    return lambda value: (
+        isinstance(value, list)
+        and len(value) == size
+        and all(row(r) and len(r) == size for r in value)
+    )

@@ -1,0 +1,361 @@
+"""The typed manifest: `data_manifests/<protocol>/<version>.json`, its CSV and SHA256SUMS.
+
+A manifest names samples, subjects and folds, never pixels; its sha256 covers the canonical
+JSON of everything else. Reading it checks the hash, the shape every reader relies on, the
+names that become folders and files, and the major version; what the assignment guarantees
+(subject-independent, complete folds counted as stated) is checked by `broken_invariants`,
+since anybody can edit a manifest and hash it again.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fer3d_bench.errors import Fer3dError
+from fer3d_bench.io import atomic_path, inside
+from fer3d_bench.names import checked_name, checked_version
+from fer3d_bench.records.io import RecordError, read_json
+from fer3d_bench.resources import manifests_dir
+from fer3d_bench.sources import subject_of
+from fer3d_bench.splits.protocol import Protocol, installed, load_protocol
+
+MANIFESTS_DIR = manifests_dir()
+UNSAFE_ID = re.compile(r"[/\\]|\.\.")
+
+
+class ManifestError(Fer3dError):
+    """A manifest is damaged, edited by hand, too new, or does not match a dataset."""
+
+
+@dataclass(frozen=True)
+class Entry:
+    """What a manifest says of one sample."""
+
+    subject: str
+    label: str
+
+
+class Manifest:
+    """A manifest's content, read through methods; `content` is the JSON as written."""
+
+    def __init__(self, content: dict):
+        self.content = content
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Manifest) and other.content == self.content
+
+    __hash__ = None
+
+    @property
+    def sha256(self) -> str:
+        return self.content["sha256"]
+
+    @property
+    def protocol_name(self) -> str:
+        return self.content["protocol"]
+
+    @property
+    def version(self) -> str:
+        return self.content["version"]
+
+    @property
+    def kind(self) -> str:
+        return self.content["kind"]
+
+    @property
+    def seed(self) -> int | None:
+        return self.content.get("seed")
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.content["classes"])
+
+    @property
+    def repetitions(self) -> int:
+        return len(self.content["repetitions"])
+
+    @property
+    def groups(self) -> int:
+        """Subject groups per repetition: k folds, or train and test."""
+        reps = self.content["repetitions"]
+        return len(reps[0]["subjects"]) if reps else 1
+
+    def samples(self) -> dict[str, Entry]:
+        """Sample id -> its subject and label, by sample id."""
+        return {
+            sample_id: Entry(info["subject"], info["label"])
+            for sample_id, info in sorted(self.content["samples"].items())
+        }
+
+    def __len__(self) -> int:
+        return len(self.content["samples"])
+
+    def subjects(self, repetition: int) -> list[list[str]]:
+        """The subject groups of one repetition (folds, or train and test)."""
+        return self.content["repetitions"][repetition]["subjects"]
+
+    def counts(self, repetition: int) -> list[dict[str, int]]:
+        """The stated class counts of each group of one repetition."""
+        return self.content["repetitions"][repetition]["counts"]
+
+    def test_subjects(self, repetition: int, fold: int) -> set[str]:
+        """The test subjects of one fold of one repetition (of a hold-out or cross split, its
+        second group); ManifestError when the manifest has no such fold."""
+        if not 0 <= repetition < self.repetitions:
+            raise ManifestError(f"repetition {repetition} does not exist in {self.protocol_name}")
+        groups = self.subjects(repetition)
+        test_group = fold if self.kind == "kfold" else 1
+        if not 0 <= test_group < len(groups):
+            raise ManifestError(f"fold {fold} does not exist in {self.protocol_name}")
+        return set(groups[test_group])
+
+    def test_samples(self, repetition: int, fold: int) -> set[str]:
+        """The ids of one fold's test samples."""
+        subjects = self.test_subjects(repetition, fold)
+        return {s for s, e in self.samples().items() if e.subject in subjects}
+
+    def fold_indices(self, data, repetition: int = 0, fold: int = 0):
+        """(train, test) indices into a merged file (`dataset.H5Dataset`) for one fold of one
+        repetition; ManifestError when the file lacks samples the manifest names."""
+        test_subjects = self.test_subjects(repetition, fold)
+        samples = self.samples()
+        missing = [s for s in samples if s not in data]
+        if missing:
+            raise ManifestError(
+                f"the dataset lacks {len(missing)} samples the manifest names (first: "
+                f"{missing[0]}); run `fer3d-bench splits verify`"
+            )
+        train, test = [], []
+        for sample_id, entry in samples.items():
+            (test if entry.subject in test_subjects else train).append(data.index_of(sample_id))
+        return np.array(train, dtype=np.int64), np.array(test, dtype=np.int64)
+
+    def stated_protocol(self) -> Protocol:
+        """The protocol this manifest was made from: its file if installed, else what it states.
+
+        A manifest of a protocol of one's own (`splits generate --protocol my.toml`) still gets
+        its subjects, folds and counts checked against each other by `broken_invariants`.
+        """
+        if installed(self.protocol_name):
+            return load_protocol(self.protocol_name)
+        return Protocol(
+            name=self.protocol_name,
+            version=self.version,
+            datasets=tuple(sorted({s.partition(":")[0] for s in self.content["samples"]})),
+            classes=tuple(self.classes),
+            kind=self.kind,
+            repetitions=self.repetitions,
+            seed=self.content.get("seed", 0),
+            folds=self.groups,
+        )
+
+    def broken_invariants(self, protocol: Protocol) -> list[str]:
+        """What this manifest states that its own samples, folds or its protocol contradict.
+
+        The hash proves only that nobody edited the manifest without hashing it again, and
+        anybody can. What the assignment guarantees is checked on whatever the file holds
+        instead: each sample's subject is the one its id names, each subject sits in exactly
+        one fold of every repetition, the stated class counts are those of the samples, and
+        kind, seed, classes and number of repetitions and folds are the protocol's.
+        """
+        problems = []
+        content = self.content
+        expected = {"kind": protocol.kind, "seed": protocol.seed, "classes": list(protocol.classes)}
+        for key, want in expected.items():
+            if content.get(key) != want:
+                problems.append(f"{key} {content.get(key)!r} is not the protocol's {want!r}")
+        for sample_id, entry in self.samples().items():
+            named = subject_of(sample_id)
+            if sample_id.partition(":")[0] not in protocol.datasets:
+                problems.append(f"sample {sample_id}: not of a dataset of the protocol")
+            elif named != entry.subject:
+                problems.append(
+                    f"sample {sample_id}: subject {entry.subject}, but its id names "
+                    f"{named or 'no subject of a known dataset'}"
+                )
+            if entry.label not in protocol.classes:
+                problems.append(f"sample {sample_id}: label {entry.label!r} is not a class")
+        if self.repetitions != protocol.repetitions:
+            problems.append(
+                f"{self.repetitions} repetitions, not the protocol's {protocol.repetitions}"
+            )
+        for r in range(self.repetitions):
+            problems += self._fold_problems(protocol, r)
+        return problems
+
+    def _fold_problems(self, protocol: Protocol, repetition: int) -> list[str]:
+        """One repetition's folds: subject-independent, complete, and counted as stated."""
+        where, kind = f"repetition {repetition}", protocol.kind
+        members, stated = self.subjects(repetition), self.counts(repetition)
+        n_folds = protocol.groups
+        if len(members) != n_folds or len(stated) != n_folds:
+            return [f"{where}: {len(members)} folds and {len(stated)} counts, not {n_folds}"]
+        problems, fold_of = [], {}
+        for k, subjects in enumerate(members):
+            for subject in subjects:
+                if subject in fold_of:
+                    first = fold_name(kind, fold_of[subject])
+                    problems.append(
+                        f"{where}: subject {subject} is in {first} and {fold_name(kind, k)}"
+                    )
+                fold_of.setdefault(subject, k)
+        counts = [dict.fromkeys(self.classes, 0) for _ in range(n_folds)]
+        unassigned: dict[str, str] = {}  # subject -> its first sample
+        for sample_id, entry in self.samples().items():
+            k = fold_of.get(entry.subject)
+            if k is None:
+                unassigned.setdefault(entry.subject, sample_id)
+            elif entry.label in counts[k]:
+                counts[k][entry.label] += 1
+        for subject, sample_id in sorted(unassigned.items()):
+            problems.append(f"{where}: subject {subject} (of {sample_id}) is in no fold")
+        for k, (said, found) in enumerate(zip(stated, counts, strict=True)):
+            if said != found:
+                differ = sorted(c for c in {*said, *found} if said.get(c) != found.get(c))
+                text = ", ".join(f"{c} {said.get(c)} (its samples: {found.get(c)})" for c in differ)
+                problems.append(f"{where}, {fold_name(kind, k)}: stated counts {text}")
+        return problems
+
+    def table(self, repetition: int = 0) -> str:
+        """Per-fold class counts of one repetition, as text."""
+        classes = self.classes
+        header = (
+            f"{'fold':>6} {'subjects':>8} " + " ".join(f"{c[:9]:>9}" for c in classes) + "    total"
+        )
+        lines = [
+            f"{self.protocol_name} {self.version} ({self.kind}), repetition {repetition}"
+            f" of {self.repetitions}",
+            header,
+        ]
+        names = ["train", "test"] if self.kind != "kfold" else None
+        groups = zip(self.subjects(repetition), self.counts(repetition), strict=True)
+        for k, (members, counts) in enumerate(groups):
+            label = names[k] if names else str(k)
+            lines.append(
+                f"{label:>6} {len(members):>8} "
+                + " ".join(f"{counts[c]:>9}" for c in classes)
+                + f"  {sum(counts.values()):>7}"
+            )
+        return "\n".join(lines)
+
+    def csv(self) -> str:
+        """One row per sample: id, subject, label and its group in each repetition."""
+        folds = [
+            {s: k for k, members in enumerate(self.subjects(r)) for s in members}
+            for r in range(self.repetitions)
+        ]
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(
+            ["sample_id", "subject", "label", *(f"fold_r{r}" for r in range(len(folds)))]
+        )
+        for sample_id, entry in self.samples().items():
+            writer.writerow(
+                [sample_id, entry.subject, entry.label, *(f[entry.subject] for f in folds)]
+            )
+        return buffer.getvalue()
+
+
+def fold_name(kind: str, fold: int) -> str:
+    """A fold as messages name it: `fold 3`, or `train` and `test` of a hold-out."""
+    return f"fold {fold}" if kind == "kfold" else ("train", "test")[fold]
+
+
+def manifest_path(directory: Path, protocol: Protocol) -> Path:
+    """Where a protocol's manifest lies in a folder of manifests: `<name>/<version>.json`."""
+    return Path(directory) / protocol.name / f"{protocol.version}.json"
+
+
+def content_hash(content: dict) -> str:
+    """sha256 of the canonical JSON (sorted keys, no spaces) of everything but the hash."""
+    body = {k: v for k, v in content.items() if k != "sha256"}
+    return hashlib.sha256(
+        json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+
+
+def write_manifest(manifest: Manifest, directory: Path) -> list[Path]:
+    """<dir>/<protocol>/<version>.json and .csv, then refresh <dir>/SHA256SUMS.
+
+    Each path is checked to lie inside `directory` before anything is written: the protocol
+    and version come from files other people wrote, and a folder may be a link elsewhere.
+    """
+    folder = inside(directory, Path(directory) / manifest.protocol_name)
+    json_path = inside(directory, folder / f"{manifest.version}.json")
+    csv_path = inside(directory, folder / f"{manifest.version}.csv")
+    sums_path = inside(directory, Path(directory) / "SHA256SUMS")
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(json_path) as tmp:
+        tmp.write_text(json.dumps(manifest.content, indent=1, sort_keys=True) + "\n")
+    with atomic_path(csv_path) as tmp:
+        tmp.write_text(manifest.csv())
+    _write_sums(Path(directory), sums_path)
+    return [json_path, csv_path]
+
+
+def _write_sums(directory: Path, sums_path: Path) -> None:
+    lines = [
+        f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.relative_to(directory).as_posix()}"
+        for p in sorted(directory.glob("*/*.*"))
+        if p.suffix in (".json", ".csv")
+    ]
+    with atomic_path(sums_path) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")
+
+
+def read_manifest(path: Path, supported_major: int = 1) -> Manifest:
+    """A manifest, refused if damaged, edited by hand, or of a newer major version."""
+    try:
+        content = read_json(path, what="manifest")
+    except RecordError as error:
+        raise ManifestError(str(error)) from None
+    if "sha256" not in content or content_hash(content) != content["sha256"]:
+        raise ManifestError(
+            f"{path}: content does not match its sha256 (edited by hand or damaged); "
+            "regenerate it with `fer3d-bench splits generate`"
+        )
+    checked_name(content.get("protocol"), "manifest protocol", path)
+    checked_version(content.get("version"), "manifest version", path)
+    if not _fits(content, _SHAPE):
+        raise ManifestError(f"{path}: not a manifest of the shape `splits generate` writes")
+    major = int(content["version"].split(".")[0])
+    if major > supported_major:
+        raise ManifestError(
+            f"{path}: manifest version {content['version']} is newer than this fer3d-bench "
+            f"reads ({supported_major}.x); upgrade fer3d-bench"
+        )
+    for sample_id in content["samples"]:
+        if UNSAFE_ID.search(sample_id):
+            raise ManifestError(f"{path}: sample id {sample_id!r} holds a path separator or '..'")
+    return Manifest(content)
+
+
+# What every reader of a manifest relies on; anything else is refused before it is used.
+_SHAPE = {
+    "kind": str,
+    "classes": [str],
+    "samples": {str: {"subject": str, "label": str}},
+    "repetitions": [{"subjects": [[str]], "counts": [{str: int}]}],
+}
+
+
+def _fits(value, shape) -> bool:
+    """Whether JSON `value` has `shape`: a type, [shape of each item], {str: shape of each
+    value}, or {key: shape} for required keys (others are allowed)."""
+    if isinstance(shape, type):
+        return isinstance(value, shape)
+    if isinstance(shape, list):
+        return isinstance(value, list) and all(_fits(v, shape[0]) for v in value)
+    if not isinstance(value, dict):
+        return False
+    if str in shape:
+        return all(_fits(v, shape[str]) for v in value.values())
+    return all(k in value and _fits(value[k], s) for k, s in shape.items())
