@@ -1,39 +1,46 @@
-"""Session fixtures: one tiny generated sample and its merged HDF5, shared by several modules."""
+"""Session fixtures: the one factory of generated worlds (tests/worlds.py) and the worlds that
+several rooms share, each a thin view of it."""
 
 import pytest
-
-from fer3d_bench.dataset.build import BuildOptions, build_dataset
-from fer3d_bench.render.options import RenderOptions
-from fer3d_bench.synthetic import SampleConfig, make_sample
-
-TINY = SampleConfig(
-    seed=11,
-    bu3dfe_subjects=1,
-    bosphorus_subjects=1,
-    cald3r_subjects=1,
-    mend3s_subjects=1,
-    cald3r_samples_per_class=1,
-)
-TINY_SIZE = 48
+from worlds import SMALL, SMALL_SIZE, TINY, TINY_SIZE, Worlds, roots_of, sources_of
 
 
 @pytest.fixture(scope="session")
-def tiny_sample(tmp_path_factory):
-    """(folder, roots by source name) of a tiny procedural sample."""
-    base = tmp_path_factory.mktemp("tiny")
-    make_sample(base / "sample", TINY, workers=1, progress=False)
-    roots = {name: base / "sample" / name for name in ("bu3dfe", "bosphorus", "cald3r-mend3s")}
-    return base, roots
+def worlds(tmp_path_factory):
+    """The session's `Worlds`: `worlds.world(config, size, sources=None, manifests=())` and
+    `worlds.sample(config)`, each built on first request and shared afterwards (read-only)."""
+    return Worlds(tmp_path_factory)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def worlds_stay_untouched(worlds):
+    """After each module: no test wrote into a shared world (a test that must, copies first)."""
+    yield
+    changes = worlds.check_untouched()
+    assert not changes, "a test wrote into a shared world:\n  " + "\n  ".join(changes[:20])
 
 
 @pytest.fixture(scope="session")
-def tiny_merged(tiny_sample):
-    """(folder, roots, build report) with `folder / "merged.h5"` built at 48x48."""
-    base, roots = tiny_sample
-    report = build_dataset(
-        roots,
-        base / "merged.h5",
-        BuildOptions(render=RenderOptions(size=TINY_SIZE)),
-        progress=False,
-    )
-    return base, roots, report
+def tiny_sample(worlds):
+    """(folder, roots by source name) of a tiny procedural sample (in `folder / "sample"`)."""
+    sample = worlds.sample(TINY)
+    return sample.parent, roots_of(sample, sources_of(TINY))
+
+
+@pytest.fixture(scope="session")
+def tiny_merged(worlds):
+    """(folder, roots, build report) with `folder / "merged.h5"` built at 48x48 from every
+    source of the tiny sample, its render in `folder / "render"`."""
+    world = worlds.world(TINY, TINY_SIZE)
+    return world.folder, world.roots, world.report
+
+
+@pytest.fixture(scope="session")
+def small(worlds):
+    """A 3-subject BU-3DFE sample at 64 px with its bu3dfe-legacy and bu3dfe-full manifests."""
+    return worlds.world(SMALL, SMALL_SIZE, manifests=("bu3dfe-legacy", "bu3dfe-full")).folder
+
+
+@pytest.fixture(scope="session")
+def small_config():
+    return SMALL

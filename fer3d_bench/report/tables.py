@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from fer3d_bench.records.group import FULL, Aggregate, ReportGroup
+from fer3d_bench.records.group import Aggregate, ReportGroup
+from fer3d_bench.records.job import FULL
 from fer3d_bench.records.report import Report
 from fer3d_bench.report.build import VARIANTS
 from fer3d_bench.report.published import NOT_REPRODUCED

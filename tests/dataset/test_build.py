@@ -84,6 +84,18 @@ def test_flagged_samples_are_kept_with_their_status_and_counted(built):
     assert report.flags["cald3r"]["flagged"] == 0
 
 
+def test_the_small_sample_flags_exactly_its_planted_scans(small):
+    """Three subjects: a BU-3DFE photo turned against its mesh and one taken from another
+    subject are planted; both are flagged (the swapped one by its texture alone), no other."""
+    truth = json.loads((small / "sample" / "ground_truth.json").read_text())
+    planted = planted_ids(truth, "bu3dfe")
+    assert sorted(p["kind"] for p in planted.values()) == ["photo-rotated", "photo-swapped"]
+    with H5Dataset(small / "merged.h5") as data:
+        flags = {data.sample_ids[i]: data.flags[i] for i in np.flatnonzero(data.flagged)}
+    assert set(flags) == set(planted)
+    assert all("texture-agreement" in flags[s].split(";") for s in planted)
+
+
 def test_pixels_equal_the_render_depth_output(built):
     base, _, _ = built
     with H5Dataset(base / "merged.h5") as data:
@@ -91,7 +103,7 @@ def test_pixels_equal_the_render_depth_output(built):
             sample = data[index]
             dataset = sample.sample_id.split(":")[0]
             folder = {"cald3r": "cald3r-mend3s", "mend3s": "cald3r-mend3s"}.get(dataset, dataset)
-            paths = output_paths(base / "merged.h5.render" / folder, sample.sample_id)
+            paths = output_paths(base / "render" / folder, sample.sample_id)
             np.testing.assert_array_equal(sample.rgb, np.asarray(Image.open(paths["rgb"])))
             np.testing.assert_array_equal(sample.depth, np.asarray(Image.open(paths["depth"])))
 
@@ -135,6 +147,7 @@ def test_interrupted_build_leaves_the_previous_file_intact(built, tmp_path):
     target = tmp_path / "merged.h5"
     shutil.copy(base / "merged.h5", target)
     before = target.read_bytes()
+    render = shutil.copytree(base / "render", tmp_path / "render")  # the killed build's, not ours
     paths = json.dumps({name: str(root) for name, root in roots.items()})
     script = textwrap.dedent(
         f"""
@@ -149,7 +162,7 @@ def test_interrupted_build_leaves_the_previous_file_intact(built, tmp_path):
         roots = {{k: Path(v) for k, v in {paths}.items()}}
         options = build.BuildOptions(render=build.RenderOptions(size={SIZE}))
         build.build_dataset(roots, Path({str(target)!r}), options,
-                            render_dir=Path({str(base / "merged.h5.render")!r}), progress=False)
+                            render_dir=Path({str(render)!r}), progress=False)
         """
     )
     child = subprocess.Popen([sys.executable, "-c", script])

@@ -1,14 +1,12 @@
-"""evaluate: fold jobs, resuming without retraining, refusals, failed folds, submitit, demo."""
+"""evaluate: fold jobs, resuming without retraining, refusals, failed folds, submitit."""
 
 import json
 import shutil
 from dataclasses import replace
 from pathlib import Path
 
-import numpy as np
 import pytest
 from click.testing import CliRunner
-from truth import planted as planted_ids
 
 from fer3d_bench import splits as sp
 from fer3d_bench.cli import main
@@ -19,7 +17,6 @@ from fer3d_bench.evaluation.plan import EvalSpec
 from fer3d_bench.evaluation.plan import plan as make_plan
 from fer3d_bench.evaluation.pool import run_pool
 from fer3d_bench.manifests import items_from_h5
-from fer3d_bench.pipeline.demo import run_demo
 from fer3d_bench.report import write_report
 from fer3d_bench.train import loop
 from fer3d_bench.train.config import load_config_file, with_overrides
@@ -227,33 +224,6 @@ def test_submitit_path_with_its_local_executor(small, tmp_path):
     assert make_plan(_spec(small, out, repetitions=1, max_folds=2)).pending() == []
 
 
-def test_demo_runs_every_stage_on_a_reduced_sample(small, small_config, tmp_path):
-    out = tmp_path / "demo"
-    out.mkdir()
-    shutil.copytree(small / "sample", out / "sample")  # reused, as a second demo run would
-    shutil.copytree(small / "render", out / "render")
-    lines = []
-    paths, tables = ev_demo(out, lines, small_config)
-    assert (out / "merged.h5").is_file()
-    assert (out / "manifests" / "bu3dfe-full" / "1.0.0.json").is_file()
-    assert "bu3dfe-full 1.0.0" in tables and "bu3dfe-legacy 1.0.0" in tables
-    assert "2 of 100 repetitions" in tables
-    assert paths.markdown.read_text().count("not reproduced") >= 2
-    assert any("reusing" in line for line in lines)
-
-
-def ev_demo(out, lines, sample_config):
-    return run_demo(
-        out,
-        workers=1,
-        progress=False,
-        echo=lines.append,
-        sample_config=sample_config,
-        evaluations=(("bu3dfe-full", None, 2), ("bu3dfe-legacy", 2, 1)),
-        overrides=FAST,
-    )
-
-
 def test_local_process_pool_runs_jobs_in_spawned_workers(small, tmp_path):
     plan = make_plan(_spec(small, tmp_path / "run", repetitions=1, max_folds=2))
     summaries = run_pool(plan.jobs, 2, progress=False)
@@ -334,18 +304,6 @@ def test_exclude_flagged_trains_without_them_records_it_and_names_it(small, tmp_
     assert f"flagged samples left out of training ({len(left_out)} sample" in title
     with pytest.raises(ConfigError, match="trained without the samples flagged"):
         make_plan(spec)  # the same folder without --exclude-flagged
-
-
-def test_the_small_sample_flags_exactly_its_planted_scans(small):
-    """Three subjects: a BU-3DFE photo turned against its mesh and one taken from another
-    subject are planted; both are flagged (the swapped one by its texture alone), no other."""
-    truth = json.loads((small / "sample" / "ground_truth.json").read_text())
-    planted = planted_ids(truth, "bu3dfe")
-    assert sorted(p["kind"] for p in planted.values()) == ["photo-rotated", "photo-swapped"]
-    with H5Dataset(small / "merged.h5") as data:
-        flags = {data.sample_ids[i]: data.flags[i] for i in np.flatnonzero(data.flagged)}
-    assert set(flags) == set(planted)
-    assert all("texture-agreement" in flags[s].split(";") for s in planted)
 
 
 def test_a_run_folder_written_by_0_7_resumes_without_retraining(small, tmp_path, monkeypatch):

@@ -3,12 +3,9 @@ holder's lock and temporary files are taken over, and a failed fold fails the co
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
-import psutil
 from click.testing import CliRunner
 
 from fer3d_bench.cli import main
@@ -156,36 +153,6 @@ def test_temporary_files_of_a_killed_writer_are_removed(tmp_path):
     assert target.read_bytes() == b"whole"
     assert not any(p.exists() for p in left)
     assert alive.exists() and other.exists()
-
-
-def test_render_workers_end_when_the_command_is_killed(tiny_sample, tmp_path):
-    _, roots = tiny_sample
-    command = [sys.executable, "-m", "fer3d_bench", "render-depth", str(roots["bu3dfe"])]
-    parent = subprocess.Popen(
-        [*command, "--dataset", "bu3dfe", "--out", str(tmp_path / "r"), "--workers", "3"],
-        env=ENV | {"PYOPENGL_PLATFORM": "osmesa"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    children = []
-    while len(children) < 2 and time.monotonic() < deadline and parent.poll() is None:
-        children = [c for c in psutil.Process(parent.pid).children() if _python(c)]
-        time.sleep(0.05)
-    assert len(children) >= 2, "render-depth never started its workers"
-    parent.send_signal(signal.SIGKILL)
-    parent.wait()
-    _, alive = psutil.wait_procs(children, timeout=10)
-    for child in alive:  # so that a failure here leaves no orphan behind
-        child.kill()
-    assert alive == [], [c.pid for c in alive]
-
-
-def _python(process: psutil.Process) -> bool:
-    try:
-        return "python" in process.name() and "resource_tracker" not in " ".join(process.cmdline())
-    except psutil.NoSuchProcess:
-        return False
 
 
 HOLD = """

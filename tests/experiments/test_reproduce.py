@@ -6,16 +6,12 @@ import re
 
 import pytest
 from click.testing import CliRunner
+from worlds import EXPERIMENTS
 
-from fer3d_bench import splits as sp
 from fer3d_bench.cli import main
-from fer3d_bench.dataset.build import BuildOptions, build_dataset
 from fer3d_bench.errors import ConfigError
 from fer3d_bench.experiments import experiment_names, load_experiment
-from fer3d_bench.manifests import items_from_h5
-from fer3d_bench.render.options import RenderOptions
 from fer3d_bench.report.published import load_published, load_tables
-from fer3d_bench.synthetic import SampleConfig, make_sample
 
 # The paper's published numbers (Tables IV-IX and its text), typed in from the paper by hand
 PAPER = {
@@ -28,30 +24,13 @@ PAPER = {
     "cald3r-mend3s-6": [58.30, 65.11],  # Ulrich/Marcolin et al., the paper
     "cald3r-mend3s-7": [62.50],
 }
-SAMPLE = SampleConfig(
-    seed=41,
-    bu3dfe_subjects=3,
-    bosphorus_subjects=2,
-    cald3r_subjects=2,
-    mend3s_subjects=2,
-    cald3r_samples_per_class=1,
-)
 PROTOCOLS = ("bu3dfe-legacy", "bu3dfe-full", "cald3r-mend3s", "cald3r-mend3s-6", "merged")
 
 
 @pytest.fixture(scope="module")
-def merged(tmp_path_factory):
+def merged(worlds):
     """A sample of all three datasets at 64 px, with the manifests of every experiment."""
-    base = tmp_path_factory.mktemp("experiments")
-    make_sample(base / "sample", SAMPLE, workers=1, progress=False)
-    roots = {name: base / "sample" / name for name in ("bu3dfe", "bosphorus", "cald3r-mend3s")}
-    build_dataset(
-        roots, base / "merged.h5", BuildOptions(render=RenderOptions(size=64)), progress=False
-    )
-    items = items_from_h5(base / "merged.h5")
-    for name in PROTOCOLS:
-        sp.write_manifest(sp.make_manifest(sp.load_protocol(name), items, "test"), base / "m")
-    return base
+    return worlds.world(EXPERIMENTS, 64, manifests=PROTOCOLS).folder
 
 
 def test_published_toml_holds_every_row_of_the_papers_tables():

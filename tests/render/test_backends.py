@@ -21,7 +21,7 @@ from fer3d_bench.render.backends import (
     make_renderer,
 )
 from fer3d_bench.render.camera import OrthoCamera
-from fer3d_bench.synthetic import SampleConfig, make_sample
+from fer3d_bench.synthetic import SampleConfig
 
 W, H = 40, 32
 TOL_MM = 1e-4
@@ -206,12 +206,11 @@ def test_mesh_outside_image_gives_all_nan(renderer):
 
 
 @pytest.fixture(scope="module")
-def bu_scans(tmp_path_factory) -> list[tuple[Path, OrthoCamera]]:
-    out = tmp_path_factory.mktemp("sample")
+def bu_scans(worlds) -> list[tuple[Path, OrthoCamera]]:
     config = SampleConfig(
         bu3dfe_subjects=1, bosphorus_subjects=0, cald3r_subjects=0, mend3s_subjects=0
     )
-    make_sample(out, config, workers=1, progress=False)
+    out = worlds.sample(config)
     truth = json.loads((out / "ground_truth.json").read_text())["bu3dfe"]
     picked = sorted(truth)[::10][:3]  # three different expressions
     return [

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from fer3d_bench.cli import main
 from fer3d_bench.render.run import output_paths
-from fer3d_bench.synthetic import SampleConfig, make_sample
+from fer3d_bench.synthetic import SampleConfig
 
 from handmade import ZMIN, bnt_bytes, bosphorus_scan
 
@@ -23,10 +23,9 @@ def run(*args):
 
 
 @pytest.fixture(scope="module")
-def broken_tree(tmp_path_factory):
-    sample = tmp_path_factory.mktemp("bad") / "sample"
-    make_sample(sample, ONE, workers=1, progress=False)
-    root = sample.parent / "bu"
+def broken_tree(worlds, tmp_path_factory):
+    sample = worlds.sample(ONE)  # shared: its files are copied, then broken
+    root = tmp_path_factory.mktemp("bad") / "bu"
     (root / "F0001").mkdir(parents=True)
     for code in ("NE00", "AN01", "AN02", "AN03", "AN04"):
         for path in (sample / "bu3dfe" / "F0001").glob(f"F0001_{code}*_F*"):

@@ -6,16 +6,14 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from worlds import LEARN
 
 from fer3d_bench import splits as sp
 from fer3d_bench.cli import main
 from fer3d_bench.dataset import H5Dataset
-from fer3d_bench.dataset.build import BuildOptions, build_dataset
 from fer3d_bench.dataset.statistics import fold_statistics
 from fer3d_bench.errors import Fer3dError
 from fer3d_bench.manifests import items_from_h5
-from fer3d_bench.render.options import RenderOptions
-from fer3d_bench.synthetic import SampleConfig, make_sample
 from fer3d_bench.train.config import PRESETS, with_overrides
 from fer3d_bench.train.data import AugmentConfig, FerTorchDataset
 from fer3d_bench.train.environment import Placement
@@ -24,26 +22,12 @@ from fer3d_bench.train.loop import train
 
 CPU = Placement("cpu")
 
-LEARN = SampleConfig(
-    seed=21,
-    bu3dfe_subjects=0,
-    bosphorus_subjects=0,
-    cald3r_subjects=5,
-    mend3s_subjects=5,
-    cald3r_samples_per_class=2,
-)
-
 
 @pytest.fixture(scope="module")
-def learn(tmp_path_factory):
-    base = tmp_path_factory.mktemp("learn")
-    make_sample(base / "sample", LEARN, workers=1, progress=False)
-    build_dataset(
-        {"cald3r-mend3s": base / "sample" / "cald3r-mend3s"},
-        base / "merged.h5",
-        BuildOptions(render=RenderOptions(size=64)),
-        progress=False,
-    )
+def learn(worlds):
+    """(folder, training indices, test indices) of fold 0 of cald3r-mend3s over the `LEARN`
+    world (64 px)."""
+    base = worlds.world(LEARN, 64).folder
     with H5Dataset(base / "merged.h5") as data:
         items = items_from_h5(base / "merged.h5")
         manifest = sp.make_manifest(sp.load_protocol("cald3r-mend3s"), items, "test")

@@ -4,7 +4,7 @@ import random
 
 import pytest
 from click.testing import CliRunner
-from conftest import PROTOCOL, TEST_SUBJECT, tune_args
+from tuning import PROTOCOL, TEST_SUBJECT, tune_args
 
 from fer3d_bench import splits as sp
 from fer3d_bench.cli import main

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import optuna
 from click.testing import CliRunner
-from conftest import PROTOCOL, load_study, start_worker, tune_args
 from optuna.trial import TrialState
+from tuning import PROTOCOL, load_study, start_worker, tune_args
 
 from fer3d_bench.cli import main
 from fer3d_bench.records.io import read_jsonl

@@ -14,7 +14,7 @@ from fer3d_bench.errors import Fer3dError
 from fer3d_bench.manifests import bu3dfe_catalogue
 from fer3d_bench.train.config import protocol_train
 
-PUBLISHED = Path(__file__).resolve().parents[1] / "data_manifests"
+PUBLISHED = Path(__file__).resolve().parents[2] / "data_manifests"
 # Changing a published manifest needs a version bump: then add the new file's hash here.
 PINNED = {
     "bu3dfe-legacy/1.0.0.json": "caa4772dd5d0eb9cf7091d1c8c2e9b1be002716df1eb48390ddc3b416b78bbef",

@@ -18,7 +18,7 @@ from fer3d_bench.errors import ManifestMismatch
 from fer3d_bench.manifests import CheckedManifest, bu3dfe_catalogue, items_from_h5
 from fer3d_bench.sources import subject_of
 
-PUBLISHED = Path(__file__).resolve().parents[1] / "data_manifests"
+PUBLISHED = Path(__file__).resolve().parents[2] / "data_manifests"
 CATALOGUE = bu3dfe_catalogue()
 FULL = sp.load_protocol("bu3dfe-full")
 GENERATED = sp.make_manifest(FULL, CATALOGUE, "BU-3DFE naming scheme").content

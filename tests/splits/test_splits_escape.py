@@ -19,8 +19,8 @@ from fer3d_bench.io import OutsideFolder
 from fer3d_bench.manifests import bu3dfe_catalogue, items_from_h5
 from fer3d_bench.names import UnsafeName
 
-PROTOCOLS = Path(__file__).resolve().parents[1] / "protocols"
-PUBLISHED = Path(__file__).resolve().parents[1] / "data_manifests"
+PROTOCOLS = Path(__file__).resolve().parents[2] / "protocols"
+PUBLISHED = Path(__file__).resolve().parents[2] / "data_manifests"
 
 
 def invoke(*args):
