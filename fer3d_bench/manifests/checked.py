@@ -11,9 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.errors import ManifestMismatch
-from fer3d_bench.manifests.items import items_of
 from fer3d_bench.splits import (
     Item,
     Manifest,
@@ -74,7 +72,3 @@ class CheckedManifest:
                 "generate one for this dataset with `fer3d-bench splits generate`."
             )
         return self
-
-    def against_file(self, data: H5Dataset) -> CheckedManifest:
-        """`against` an open merged file."""
-        return self.against(data.path, items_of(data))

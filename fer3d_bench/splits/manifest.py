@@ -167,12 +167,12 @@ class Manifest:
         kind, seed, classes and number of repetitions and folds are the protocol's.
         """
         problems = []
-        content = self.content
+        content, samples = self.content, self.samples()
         expected = {"kind": protocol.kind, "seed": protocol.seed, "classes": list(protocol.classes)}
         for key, want in expected.items():
             if content.get(key) != want:
                 problems.append(f"{key} {content.get(key)!r} is not the protocol's {want!r}")
-        for sample_id, entry in self.samples().items():
+        for sample_id, entry in samples.items():
             named = subject_of(sample_id)
             if sample_id.partition(":")[0] not in protocol.datasets:
                 problems.append(f"sample {sample_id}: not of a dataset of the protocol")
@@ -188,10 +188,12 @@ class Manifest:
                 f"{self.repetitions} repetitions, not the protocol's {protocol.repetitions}"
             )
         for r in range(self.repetitions):
-            problems += self._fold_problems(protocol, r)
+            problems += self._fold_problems(protocol, r, samples)
         return problems
 
-    def _fold_problems(self, protocol: Protocol, repetition: int) -> list[str]:
+    def _fold_problems(
+        self, protocol: Protocol, repetition: int, samples: dict[str, Entry]
+    ) -> list[str]:
         """One repetition's folds: subject-independent, complete, and counted as stated."""
         where, kind = f"repetition {repetition}", protocol.kind
         members, stated = self.subjects(repetition), self.counts(repetition)
@@ -209,7 +211,7 @@ class Manifest:
                 fold_of.setdefault(subject, k)
         counts = [dict.fromkeys(self.classes, 0) for _ in range(n_folds)]
         unassigned: dict[str, str] = {}  # subject -> its first sample
-        for sample_id, entry in self.samples().items():
+        for sample_id, entry in samples.items():
             k = fold_of.get(entry.subject)
             if k is None:
                 unassigned.setdefault(entry.subject, sample_id)

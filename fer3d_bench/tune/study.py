@@ -47,7 +47,7 @@ from fer3d_bench.train import loop
 from fer3d_bench.train.config import FULL, TrainConfig, protocol_train, variant_configs
 from fer3d_bench.train.device import resolve
 from fer3d_bench.train.environment import TrainingEnvironment
-from fer3d_bench.train.fold import training_fold
+from fer3d_bench.train.fold import TrainingFold, training_fold
 from fer3d_bench.tune import TuneError
 from fer3d_bench.tune.nested import NestedSplit, nested_split
 from fer3d_bench.tune.output import best_trial, config_document, study_sha256, write_config
@@ -218,6 +218,7 @@ class _Objective:
     def __init__(self, spec: TuneSpec, split: NestedSplit, base: dict, work: Path):
         self.spec, self.split, self.base, self.work = spec, split, base, work
         self.placement = resolve(replace(spec.environment.placement, progress=False))
+        self.folds = inner_training_folds(spec, split)  # the same for every trial
         self.journal = storage_kind(spec.storage) == JOURNAL_KIND
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -235,8 +236,8 @@ class _Objective:
         with beating or contextlib.nullcontext():
             try:
                 scores = [
-                    self._train(config, inside(self.work, folder / f"inner-{k}"), inner)
-                    for k, inner in enumerate(self.split.inner)
+                    self._train(config, inside(self.work, folder / f"inner-{k}"), fold)
+                    for k, fold in enumerate(self.folds)
                 ]
             except CATCH as exc:
                 trial.set_user_attr(DIVERGED, str(exc))
@@ -244,18 +245,24 @@ class _Objective:
         trial.set_user_attr(INNER, scores)
         return statistics.fmean(scores)
 
-    def _train(self, config: TrainConfig, folder: Path, inner) -> float:
-        environment = self.spec.environment
-        with H5Dataset(self.spec.dataset) as data:
-            fold = training_fold(
+    def _train(self, config: TrainConfig, folder: Path, fold: TrainingFold) -> float:
+        result = loop.train(fold, folder, config, self.placement, self.spec.environment.weights)
+        return result.test_accuracy  # the validation part's, after the last epoch
+
+
+def inner_training_folds(spec: TuneSpec, split: NestedSplit) -> list[TrainingFold]:
+    """Each inner split as the trainer takes it, flagged training samples left out if asked."""
+    with H5Dataset(spec.dataset) as data:
+        return [
+            training_fold(
                 data,
                 inner.train,
                 inner.validation,
-                self.split.manifest.classes,
-                environment.exclude_flagged,
+                split.manifest.classes,
+                spec.environment.exclude_flagged,
             )
-        result = loop.train(fold, folder, config, self.placement, environment.weights)
-        return result.test_accuracy  # the validation part's, after the last epoch
+            for inner in split.inner
+        ]
 
 
 def surplus(trial: optuna.Trial, trials: int) -> bool:
