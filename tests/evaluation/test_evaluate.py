@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from runs import CPU, pretrained, small_spec
 
 from fer3d_bench import splits as sp
 from fer3d_bench.cli import main
@@ -20,34 +21,16 @@ from fer3d_bench.manifests import items_from_h5
 from fer3d_bench.report import write_report
 from fer3d_bench.train import loop
 from fer3d_bench.train.config import load_config_file, with_overrides
-from fer3d_bench.train.environment import Placement, TrainingEnvironment
-from fer3d_bench.weights.request import PretrainedWeights
-
-CPU = TrainingEnvironment(placement=Placement("cpu"))
-
-
-def pretrained(weights):
-    return TrainingEnvironment(PretrainedWeights(weights), Placement("cpu"))
-
 
 FAST = {"epochs": 1}
-REAL_TRAIN = loop.train
 
 
 def _spec(base, out, **changes):
-    values = {
-        "dataset": base / "merged.h5",
-        "protocols": ("bu3dfe-legacy",),
-        "out": out,
-        "manifests": base / "m",
-        "preset": "tiny",
-        "overrides": dict(FAST),
-        "repetitions": 2,
-        "max_folds": 2,
-        "environment": CPU,
-    }
-    values.update(changes)
-    return EvalSpec(**values)
+    """Two repetitions of two folds of bu3dfe-legacy."""
+    return small_spec(base, out, **({"repetitions": 2} | changes))
+
+
+REAL_TRAIN = loop.train
 
 
 def _counting_train(monkeypatch, fail_on=None, stop_at=None):

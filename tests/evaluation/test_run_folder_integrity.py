@@ -7,19 +7,16 @@ import subprocess
 import sys
 
 from click.testing import CliRunner
+from runs import small_spec
 
 from fer3d_bench.cli import main
 from fer3d_bench.evaluation.job import BUSY, run_fold
 from fer3d_bench.evaluation.local import run_local
-from fer3d_bench.evaluation.plan import EvalSpec
 from fer3d_bench.evaluation.plan import plan as make_plan
 from fer3d_bench.io import atomic_path
 from fer3d_bench.processes import HOST, LOCK_FILE
 from fer3d_bench.train import loop
 from fer3d_bench.train.config import with_overrides
-from fer3d_bench.train.environment import Placement, TrainingEnvironment
-
-CPU = TrainingEnvironment(placement=Placement("cpu"))
 
 FOLDS = ["bu3dfe-legacy/0/0", "bu3dfe-legacy/0/1", "bu3dfe-legacy/1/0", "bu3dfe-legacy/1/1"]
 ENV = dict(os.environ, FER3D_PROGRESS="off")
@@ -38,21 +35,6 @@ def _args(small, out, *extra):
         "--device", "cpu",
         *extra,
     ]  # fmt: skip
-
-
-def _spec(small, out, **changes):
-    values = dict(
-        dataset=small / "merged.h5",
-        protocols=("bu3dfe-legacy",),
-        out=out,
-        manifests=small / "m",
-        preset="tiny",
-        overrides={"epochs": 1},
-        repetitions=1,
-        max_folds=2,
-        environment=CPU,
-    )
-    return EvalSpec(**(values | changes))
 
 
 def test_two_evaluations_on_one_run_folder_train_every_fold_exactly_once(small, tmp_path):
@@ -87,7 +69,7 @@ def test_two_evaluations_on_one_run_folder_train_every_fold_exactly_once(small, 
 
 def test_a_lock_left_by_a_killed_process_is_taken_over(small, tmp_path):
     out = tmp_path / "run"
-    jobs = make_plan(_spec(small, out)).jobs
+    jobs = make_plan(small_spec(small, out)).jobs
     folder = out / jobs[0].folder
     folder.mkdir(parents=True)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], text=True,
@@ -102,7 +84,7 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(small, tmp_path):
 
 def test_a_fold_held_by_a_living_process_is_busy_then_waited_for(small, tmp_path):
     out = tmp_path / "run"
-    job = make_plan(_spec(small, out, max_folds=1)).jobs[0]
+    job = make_plan(small_spec(small, out, max_folds=1)).jobs[0]
     folder = out / job.folder
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(folder), "4"], stdout=subprocess.PIPE, text=True

@@ -8,37 +8,21 @@ import pytest
 import timm
 import torch
 from click.testing import CliRunner
+from runs import pretrained, small_spec
 
 from fer3d_bench.cli import main
-from fer3d_bench.evaluation.plan import EvalSpec
 from fer3d_bench.evaluation.plan import plan as make_plan
 from fer3d_bench.records.report import read_report
 from fer3d_bench.report import write_report
-from fer3d_bench.train.environment import Placement, TrainingEnvironment
 from fer3d_bench.weights import known
 from fer3d_bench.weights.errors import WeightsError
 from fer3d_bench.weights.known import KnownWeights, file_hashes
-from fer3d_bench.weights.request import PretrainedWeights
-
-CPU = TrainingEnvironment(placement=Placement("cpu"))
-
-
-def pretrained(weights):
-    return TrainingEnvironment(PretrainedWeights(weights), Placement("cpu"))
 
 
 def _spec(small, out, **changes):
-    values = {
-        "dataset": small / "merged.h5",
-        "protocols": ("bu3dfe-legacy", "bu3dfe-full"),
-        "out": out,
-        "manifests": small / "m",
-        "preset": "paper",
-        "repetitions": 1,
-        "max_folds": 1,
-        "environment": CPU,
-    }
-    return EvalSpec(**(values | changes))
+    """Both BU-3DFE protocols on the paper preset, one fold each (planned, not trained)."""
+    paper = {"protocols": ("bu3dfe-legacy", "bu3dfe-full"), "preset": "paper", "overrides": {}}
+    return small_spec(small, out, **(paper | {"max_folds": 1} | changes))
 
 
 def face_state_dict(architecture, path):

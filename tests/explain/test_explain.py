@@ -6,16 +6,13 @@ import shutil
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from runs import small_spec
 
 from fer3d_bench.cli import main
 from fer3d_bench.errors import Fer3dError
-from fer3d_bench.evaluation.plan import EvalSpec
 from fer3d_bench.explain.run import explain
 from fer3d_bench.pipeline.evaluate import Launch, evaluate
 from fer3d_bench.records.result import read_result
-from fer3d_bench.train.environment import Placement, TrainingEnvironment
-
-CPU = TrainingEnvironment(placement=Placement("cpu"))
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -31,17 +28,7 @@ class Payload:
 @pytest.fixture(scope="module")
 def run(small, tmp_path_factory):
     out = tmp_path_factory.mktemp("explain") / "run"
-    spec = EvalSpec(
-        dataset=small / "merged.h5",
-        protocols=("bu3dfe-legacy",),
-        out=out,
-        manifests=small / "m",
-        preset="tiny",
-        overrides={"epochs": 3},
-        repetitions=1,
-        max_folds=1,
-        environment=CPU,
-    )
+    spec = small_spec(small, out, overrides={"epochs": 3}, max_folds=1)
     evaluate(spec, Launch(progress=False), echo=lambda line: None)
     return out
 

@@ -8,11 +8,11 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from runs import small_spec
 
 from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.dataset.statistics import Normalisation
 from fer3d_bench.evaluation.local import run_local
-from fer3d_bench.evaluation.plan import EvalSpec
 from fer3d_bench.evaluation.plan import plan as make_plan
 from fer3d_bench.records.embeddings import EMBEDDINGS, read_embeddings
 from fer3d_bench.records.result import read_result
@@ -21,35 +21,17 @@ from fer3d_bench.train import loop
 from fer3d_bench.train.checkpoint import CHECKPOINT, read_checkpoint
 from fer3d_bench.train.config import PRESETS, config_from_dict, with_overrides
 from fer3d_bench.train.data import FerTorchDataset
-from fer3d_bench.train.environment import Placement, TrainingEnvironment
 from fer3d_bench.train.model import FerNet
-
-CPU = TrainingEnvironment(placement=Placement("cpu"))
 
 FOLDS = ["bu3dfe-legacy/0/0", "bu3dfe-legacy/0/1"]
 TSNE = "figures/full_bu3dfe-legacy_tsne.png"
-
-
-def _spec(small, out, **changes):
-    values = dict(
-        dataset=small / "merged.h5",
-        protocols=("bu3dfe-legacy",),
-        out=out,
-        manifests=small / "m",
-        preset="tiny",
-        overrides={"epochs": 1},
-        repetitions=1,
-        max_folds=2,
-        environment=CPU,
-    )
-    return EvalSpec(**(values | changes))
 
 
 @pytest.fixture(scope="module")
 def evaluated(small, tmp_path_factory):
     """A run folder with two finished folds of the tiny preset, one epoch each."""
     out = tmp_path_factory.mktemp("embeddings") / "run"
-    summaries = run_local(make_plan(_spec(small, out)).jobs, progress=False)
+    summaries = run_local(make_plan(small_spec(small, out)).jobs, progress=False)
     assert [s.status for s in summaries] == ["ok", "ok"]
     return out
 
@@ -118,7 +100,7 @@ def test_a_failed_fold_stores_no_embeddings(small, tmp_path, monkeypatch):
 
     monkeypatch.setattr(loop, "train", diverging)
     out = tmp_path / "run"
-    summaries = run_local(make_plan(_spec(small, out, max_folds=1)).jobs, progress=False)
+    summaries = run_local(make_plan(small_spec(small, out, max_folds=1)).jobs, progress=False)
     assert [s.status for s in summaries] == ["failed"]
     assert json.loads((out / FOLDS[0] / "result.json").read_text())["embeddings"] is None
     assert not (out / FOLDS[0] / EMBEDDINGS).exists()
