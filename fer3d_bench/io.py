@@ -6,10 +6,11 @@ import contextlib
 import glob
 import os
 import shutil
+import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from fer3d_bench.errors import Fer3dError
+from fer3d_bench.errors import Fer3dError, FileError
 from fer3d_bench.processes import HOST, process_alive
 
 _HOST = HOST.replace("-", "_")
@@ -29,6 +30,30 @@ def inside(folder: Path | str, path: Path | str) -> Path:
     if target != root and root not in target.parents:
         raise OutsideFolder(f"{path}: refusing to write outside {folder}")
     return Path(path)
+
+
+def regular_file(path: Path | str, *, what: str = "file", max_bytes: int | None = None) -> Path:
+    """`path`, checked to be a regular file (a link to one is followed) of at most `max_bytes`.
+
+    Files other people hand us are read only through this first: a FIFO or a device named like
+    a checkpoint would block a reader forever, and a size bound keeps a small-looking input from
+    taking all memory. Raises FileError naming the file.
+    """
+    path = Path(path)
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise FileError(path, f"{what} not found") from None
+    except OSError as error:
+        raise FileError(path, f"{what} cannot be read ({error.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+        raise FileError(path, f"{what} is {kind}")
+    if max_bytes is not None and info.st_size > max_bytes:
+        raise FileError(
+            path, f"{what} is {info.st_size:,} bytes; refusing more than {max_bytes:,} bytes"
+        )
+    return path
 
 
 @contextlib.contextmanager
