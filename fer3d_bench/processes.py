@@ -11,11 +11,13 @@ exclude each other too.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import multiprocessing
 import os
 import socket
+import stat
 import threading
 import time
 import warnings
@@ -23,10 +25,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from fer3d_bench.errors import Fer3dError
+from fer3d_bench.errors import Fer3dError, FileError
 
 HOST = socket.gethostname().split(".")[0] or "host"
 LOCK_FILE = ".lock"
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)  # a full file system, or the user's quota on it
 _held: dict[Path, int] = {}  # lock file -> how many times this process holds it
 
 
@@ -95,6 +98,40 @@ def describe(holder: dict) -> str:
     return f"pid {holder.get('pid')} on {holder.get('host')} since {holder.get('since')}"
 
 
+def open_unshared(path: Path | str, flags: int, mode: int = 0o644) -> int:
+    """A descriptor of the regular file `path` (created if missing), opened with `flags`, for
+    writing in place: never through a symbolic link (`O_NOFOLLOW`), never blocking on a FIFO,
+    and never into a file with another hard link (emptying it would empty that other name too,
+    which may be any file of the user's). FileError for such a file; any other OSError as the
+    system raised it. `io.open_fd_in_place` is the one to call; the lock file is opened here
+    directly, below io, which imports this module.
+    """
+    path = Path(path)
+    with contextlib.suppress(FileNotFoundError):  # the open's own checks cover a race
+        if not stat.S_ISREG(os.lstat(path).st_mode) and not path.is_symlink():
+            raise FileError(path, "is not a regular file; refusing to write to it")
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, mode)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            raise FileError(path, "is a symbolic link; refusing to write through it") from None
+        raise
+    info = os.fstat(fd)
+    problem = None
+    if not stat.S_ISREG(info.st_mode):
+        problem = "is not a regular file; refusing to write to it"
+    elif info.st_nlink > 1:
+        problem = (
+            f"has {info.st_nlink} hard links (another name shares its content); "
+            "refusing to write to it"
+        )
+    if problem:
+        os.close(fd)
+        raise FileError(path, problem)
+    os.set_blocking(fd, True)
+    return fd
+
+
 @contextlib.contextmanager
 def folder_lock(folder: Path | str, wait: bool = False) -> Iterator[Lock]:
     """Hold `folder`'s lock for the block; FolderBusy if another process holds it.
@@ -112,16 +149,26 @@ def folder_lock(folder: Path | str, wait: bool = False) -> Iterator[Lock]:
             _held[key] -= 1
         return
     Path(folder).mkdir(parents=True, exist_ok=True)
-    try:  # never through a link: a planted `.lock` could point at any file of the user's
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    # The lock file is emptied and written in place, so a planted `.lock` that is a link to a
+    # file of the user's, a hard link to one (it would be emptied through the shared inode) or
+    # not a regular file is refused, never written: it is not ours to replace either.
+    try:
+        fd = open_unshared(path, os.O_RDWR)
+    except FileError as exc:
+        raise FileError(path, f"the folder's lock file {exc.problem}") from None
     except OSError as exc:
+        if exc.errno in NO_SPACE:
+            raise  # the command's one line about the full disk: os.open's error names the file
         raise Fer3dError(f"{path}: cannot open the folder's lock file ({exc.strerror})") from None
     try:
         stale = _take(fd, path, wait)
         os.ftruncate(fd, 0)
         since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         holder = {"host": HOST, "pid": os.getpid(), "since": since}
-        os.pwrite(fd, json.dumps(holder).encode(), 0)
+        try:
+            os.pwrite(fd, json.dumps(holder).encode(), 0)
+        except OSError as exc:  # os.pwrite's error does not say which file: name it
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         _held[key] = 1
         try:
             yield Lock(path, stale)

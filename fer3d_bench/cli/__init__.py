@@ -7,12 +7,14 @@ or `report` must not wait for torch (seconds to import) on a login node.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
 
 from fer3d_bench import __version__
 from fer3d_bench.errors import Fer3dError
+from fer3d_bench.io import NO_SPACE, full
 
 COMMANDS = {  # name -> "module:command", in the order of the flow
     "make-sample": "fer3d_bench.cli.data:make_sample",
@@ -52,6 +54,17 @@ class _Main(click.Group):
             return super().invoke(ctx)
         except Fer3dError as exc:
             click.secho(f"error: {exc}", fg="red", err=True)
+            if getattr(exc, "exit_at_once", False):  # a library left unable to shut down
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(1)
+            sys.exit(1)
+        except OSError as exc:  # a full disk met by a writer outside io.atomic_path
+            if exc.errno not in NO_SPACE:
+                raise
+            problem = full(exc.filename or "", exc, "free some space and run it again").problem
+            where = f"{exc.filename}: " if exc.filename else ""
+            click.secho(f"error: {where}{problem}", fg="red", err=True)
             sys.exit(1)
 
 

@@ -19,12 +19,13 @@ from fer3d_bench.dataset.flags import describe_flags
 from fer3d_bench.dataset.inspect import class_chart, contact_sheet, describe, qa_sheets
 from fer3d_bench.dataset.verify import verify as verify_file
 from fer3d_bench.io import atomic_path
-from fer3d_bench.render.layout import ALIGNMENT_CSV, QA_PNG
+from fer3d_bench.render.layout import ALIGNMENT_CSV, FAILED, QA_PNG
 from fer3d_bench.render.run import render_dataset, summarise
 from fer3d_bench.sources import SOURCES, scan_root
 from fer3d_bench.sources.summary import format_scan, sample_table
 from fer3d_bench.synthetic import SampleConfig
 from fer3d_bench.synthetic import make_sample as generate
+from fer3d_bench.workers import RENDER_WORKER_BYTES, cap_workers
 
 COMPRESSIONS = ("none", "gzip", "lzf")
 
@@ -32,7 +33,13 @@ COMPRESSIONS = ("none", "gzip", "lzf")
 @click.command("make-sample")
 @click.argument("out", type=click.Path(path_type=Path))
 @click.option("--seed", default=0, show_default=True, help="Seed of the procedural generator.")
-@click.option("--workers", default=2, show_default=True, help="Worker processes.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Worker processes (at most the CPUs available, and what memory allows).",
+)
 @click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
 @click.option(
     "--exact",
@@ -55,7 +62,7 @@ def make_sample(out, seed, workers, overwrite, exact, misaligned, **sizes) -> No
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise click.UsageError(f"{out} exists and is not empty (pass --overwrite to replace it)")
     config = SampleConfig(seed=seed, exact=exact, misaligned=misaligned, **sizes)
-    counts = generate(out, config, workers=workers, overwrite=overwrite)
+    counts = generate(out, config, workers=_capped(workers), overwrite=overwrite)
     for name, count in counts.items():
         click.echo(f"{name}: {count} scans written to {out / name}")
     click.echo(f"generator truth (never read by the readers): {out / 'ground_truth.json'}")
@@ -107,20 +114,30 @@ def render_depth(root, dataset, out, render, workers, allow_failures, strict, la
     Exit status 1 if a sample failed to render (unless --allow-failures), or, with --strict, if
     a sample was flagged low-quality; flagged samples are otherwise kept and listed.
     """
+    _capped(workers)  # said here; render_dataset applies the same cap
     table = render_dataset(
         root, dataset, out, render, workers=workers, layout=layout, label_map=label_map
     )
     text, failed, flagged = summarise(table, out)
     click.echo(text)
     if failed and not allow_failures:
+        first = table[table["status"] == FAILED].iloc[0]
         raise click.ClickException(
-            f"{failed} samples failed to render (see {out / ALIGNMENT_CSV}; "
-            "--allow-failures to accept)"
+            f"{failed} samples failed to render, first {first['sample_id']}: {first['reason']} "
+            f"(see {out / ALIGNMENT_CSV}; --allow-failures to accept)"
         )
     if flagged and strict:
         raise click.ClickException(
             f"{flagged} samples aligned badly (--strict; see {out / QA_PNG})"
         )
+
+
+def _capped(workers: int) -> int:
+    """`--workers`, capped by the CPUs and memory available (`workers.py`); says so if it is."""
+    count, sentence = cap_workers(workers, RENDER_WORKER_BYTES)
+    if sentence:
+        click.echo(sentence)
+    return count
 
 
 def _root_param(name: str) -> str:
@@ -164,6 +181,7 @@ def build_dataset(out, render, workers, compression, render_dir, allow_failures,
     """Merge the datasets into one versioned, byte-reproducible HDF5 file."""
     label_map, layout = given.pop("label_map"), given.pop("layout")
     roots = {name: given[_root_param(name)] for name in SOURCES if given[_root_param(name)]}
+    _capped(workers)  # said here; render_dataset applies it (the file records what was asked)
     options = BuildOptions(
         render=render,
         workers=workers,

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
+import math
 from pathlib import Path
 
 import click
 
 from fer3d_bench.render.backends import BACKENDS
-from fer3d_bench.render.options import RenderOptions
+from fer3d_bench.render.options import RANGES, RenderOptions
 from fer3d_bench.sources import SOURCES
 from fer3d_bench.train.config import ABLATIONS, DEVICES, PRESETS
 from fer3d_bench.train.environment import Placement, TrainingEnvironment
@@ -45,6 +46,26 @@ layout_option = click.option(
 source_files = stack(label_map_option, layout_option)
 
 
+class FiniteFloatRange(click.FloatRange):
+    """click.FloatRange that also refuses nan and inf (nan passes every range comparison)."""
+
+    name = "finite float range"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return number
+
+
+def render_range(name: str) -> click.ParamType:
+    """The click type of the numeric render option `name`, from its range in RANGES."""
+    _, kind, low, high, _ = RANGES[name]
+    if kind is int:
+        return click.IntRange(low, high)
+    return FiniteFloatRange(low, high)
+
+
 def render_options(function):
     """--size ... --landmark-allowance, handed to the command as one `render` RenderOptions."""
 
@@ -54,9 +75,16 @@ def render_options(function):
         return function(*args, render=render, **kw)
 
     return stack(
-        click.option("--size", default=DEFAULTS.size, show_default=True, help="Crop side (px)."),
+        click.option(
+            "--size",
+            type=render_range("size"),
+            default=DEFAULTS.size,
+            show_default=True,
+            help="Crop side (px).",
+        ),
         click.option(
             "--margin",
+            type=render_range("margin"),
             default=DEFAULTS.margin,
             show_default=True,
             help="Crop margin around the face, as a fraction of its longer side.",
@@ -75,12 +103,14 @@ def render_options(function):
         ),
         click.option(
             "--min-iou",
+            type=render_range("min_iou"),
             default=DEFAULTS.min_iou,
             show_default=True,
             help="BU-3DFE: silhouette IoU below this marks a sample low-quality.",
         ),
         click.option(
             "--landmark-allowance",
+            type=render_range("landmark_allowance_px"),
             default=DEFAULTS.landmark_allowance_px,
             show_default=True,
             help="Bosphorus: annotation error (px) allowed beyond the grid lattice's snap radius "
@@ -89,7 +119,14 @@ def render_options(function):
     )(command)
 
 
-workers_option = click.option("--workers", default=1, show_default=True, help="Worker processes.")
+workers_option = click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Processes rendering at once, this one included (at most the CPUs available, and "
+    "what memory allows).",
+)
 allow_failures_option = click.option(
     "--allow-failures", is_flag=True, help="Accept samples that failed to render: left out, listed."
 )

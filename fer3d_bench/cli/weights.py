@@ -30,12 +30,16 @@ def inspect_file(file: Path) -> None:
 @weights.command("import")
 @click.argument("file", type=existing_file)
 @click.option("--out", type=click.Path(path_type=Path, dir_okay=False), required=True)
-def import_file(file: Path, out: Path) -> None:
+@click.option("--force", is_flag=True, help="Replace --out if it exists.")
+def import_file(file: Path, out: Path, force: bool) -> None:
     """Write FILE's backbone tensors to a safetensors file for --backbone-weights.
 
     A whole-model pickle is read with inert stand-ins for every class it names: nothing in it
-    is imported or run, and no particular timm version is needed."""
+    is imported or run, and no particular timm version is needed. The same FILE always gives
+    the same bytes; the sha256 printed is the one `weights inspect` prints and runs record."""
     files = importlib.import_module("fer3d_bench.weights.files")
-    done = files.import_weights(file, out)
+    known = importlib.import_module("fer3d_bench.weights.known")
+    done = files.import_weights(file, out, force=force)
     click.echo(f"{done.out}: {done.keys} backbone tensors from {file} ({done.metadata['known']})")
+    click.echo(f"  sha256 {known.file_hashes(done.out).sha256}")
     click.echo(f"  classifier keys dropped: {done.dropped}")

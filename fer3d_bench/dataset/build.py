@@ -21,8 +21,8 @@ from PIL import Image
 from fer3d_bench import __version__
 from fer3d_bench.dataset.flags import flag_counts
 from fer3d_bench.dataset.schema import SCHEMA_VERSION, add_to_fingerprint
-from fer3d_bench.errors import DatasetNotFoundError, Fer3dError
-from fer3d_bench.io import atomic_path
+from fer3d_bench.errors import DatasetNotFoundError, Fer3dError, FileError
+from fer3d_bench.io import NoSpace, atomic_path, output_folder, require_space
 from fer3d_bench.progress import progress as progress_bar
 from fer3d_bench.render.depth import CONVENTION
 from fer3d_bench.render.layout import FAILED, output_paths
@@ -95,8 +95,10 @@ def build_dataset(
         raise Fer3dError("build-dataset needs at least one dataset root")
     if not out.parent.is_dir():
         raise Fer3dError(f"{out}: output folder {out.parent} does not exist")
-    render_dir = Path(render_dir) if render_dir else out.with_name(out.name + ".render")
-    render_dir.mkdir(exist_ok=True)
+    if render_dir:  # the folder given; each dataset's render goes in a folder of its own there
+        render_dir = output_folder(render_dir)
+    else:
+        render_dir = output_folder(out.parent, out.with_name(out.name + ".render"))
     labels = load_label_map(label_map)
     entries: list[_Entry] = []
     left_out: dict[str, dict[str, int]] = {}
@@ -109,7 +111,7 @@ def build_dataset(
         table = render_dataset(
             root,
             name,
-            render_dir / name,
+            output_folder(render_dir, render_dir / name),
             options.render,
             workers=options.workers,
             layout=layout,
@@ -181,6 +183,45 @@ def write_h5(
         raise Fer3dError("no samples to write")
     size = np.asarray(Image.open(entries[0].rgb)).shape[0]
     n = len(entries)
+    text = _text_columns(entries)
+    require_space(out, _upper_bound(n, size, text), "the merged file")
+    try:
+        return _write_h5(out, entries, parameters, counts, compression, progress, size, text)
+    except (OSError, NoSpace) as error:  # HDF5 failed to write (the disk filled after all...)
+        raise WriteFailed(out, error) from None
+
+
+class WriteFailed(FileError):
+    """HDF5 failed to write the merged file; its temporary is gone.
+
+    The library cannot be shut down cleanly after that: at exit it writes the file's cached
+    chunks again and crashes (a segmentation fault). So the command ends at once after saying
+    so (`exit_at_once`, read by the CLI) instead of running the exit handlers.
+    """
+
+    exit_at_once = True
+
+    def __init__(self, path: Path, error: OSError | NoSpace):
+        if isinstance(error, NoSpace):
+            problem = error.problem
+        else:
+            detail = str(error).split("(", 1)[0].strip()
+            problem = f"HDF5 could not write it ({detail}); nothing was kept"
+        super().__init__(path, problem)
+
+
+def _upper_bound(n: int, size: int, text: dict[str, np.ndarray]) -> int:
+    """Bytes the merged file may take: its pixels and columns uncompressed (compression only
+    makes them smaller, but by how much is unknown until written), 256 bytes a chunk for its
+    index and checksum, and 1 MiB for headers and attributes (a 75-sample file at 64 px has
+    20 KiB of both in all)."""
+    pixels = n * size * size * (3 + 2)  # rgb uint8, depth uint16
+    columns = sum(column.nbytes for column in text.values()) + n * (1 + 1 + 4)
+    return pixels + columns + 2 * n * 256 + 2**20
+
+
+def _write_h5(out, entries, parameters, counts, compression, progress, size, text) -> str:
+    n = len(entries)
     digest = hashlib.sha256()
     with atomic_path(out) as tmp, h5py.File(tmp, "w", libver=LIBVER) as h5:
         chunked = {"compression": compression, **STORAGE}
@@ -196,7 +237,7 @@ def write_h5(
             pixels, relief = _load_pair(entry, size)
             rgb[i], depth[i] = pixels, relief
             add_to_fingerprint(digest, entry.record.sample_id, labels[i], pixels, relief)
-        _write_columns(h5, entries, labels)
+        _write_columns(h5, entries, labels, text)
         fingerprint = digest.hexdigest()
         attributes = {
             "schema_version": SCHEMA_VERSION,
@@ -213,8 +254,13 @@ def write_h5(
 
 
 def _load_pair(entry: _Entry, size: int) -> tuple[np.ndarray, np.ndarray]:
-    rgb = np.asarray(Image.open(entry.rgb).convert("RGB"))
-    depth = np.asarray(Image.open(entry.depth))
+    try:  # an OSError here would read as HDF5's (WriteFailed)
+        rgb = np.asarray(Image.open(entry.rgb).convert("RGB"))
+        depth = np.asarray(Image.open(entry.depth))
+    except OSError as error:
+        raise FileError(
+            entry.rgb.parent, f"{entry.record.sample_id}: cannot read its render ({error})"
+        ) from None
     if rgb.shape != (size, size, 3) or depth.shape != (size, size) or depth.dtype != np.uint16:
         raise Fer3dError(
             f"{entry.rgb.parent}: {entry.record.sample_id} was rendered at another size or "
@@ -223,7 +269,9 @@ def _load_pair(entry: _Entry, size: int) -> tuple[np.ndarray, np.ndarray]:
     return rgb, depth
 
 
-def _write_columns(h5: h5py.File, entries: list[_Entry], labels: np.ndarray) -> None:
+def _write_columns(
+    h5: h5py.File, entries: list[_Entry], labels: np.ndarray, text: dict[str, np.ndarray]
+) -> None:
     """The per-sample columns, chunked as h5py chooses (deterministically) for the checksums."""
     h5.create_dataset("label", data=labels, **STORAGE)
     h5.create_dataset(
@@ -231,6 +279,12 @@ def _write_columns(h5: h5py.File, entries: list[_Entry], labels: np.ndarray) -> 
     )
     iou = [_number(e.row.get("iou")) for e in entries]
     h5.create_dataset("iou", data=np.array(iou, np.float32), **STORAGE)
+    for name, column in text.items():
+        h5.create_dataset(name, data=column, **STORAGE)
+
+
+def _text_columns(entries: list[_Entry]) -> dict[str, np.ndarray]:
+    """The text columns, fixed-length UTF-8 as wide as their longest value."""
     text = {
         "sample_id": [e.record.sample_id for e in entries],
         "dataset": [e.record.dataset for e in entries],
@@ -242,11 +296,13 @@ def _write_columns(h5: h5py.File, entries: list[_Entry], labels: np.ndarray) -> 
         "alignment": [json.dumps(e.row, sort_keys=True) for e in entries],
         "sources": [json.dumps(e.sources, sort_keys=True) for e in entries],
     }
+    columns = {}
     for name, values in text.items():
         encoded = [v.encode("utf-8") for v in values]
         width = max(1, max(len(v) for v in encoded))
         dtype = h5py.string_dtype("utf-8", length=width)
-        h5.create_dataset(name, data=np.array(encoded, dtype=dtype), **STORAGE)
+        columns[name] = np.array(encoded, dtype=dtype)
+    return columns
 
 
 def _clean(row: dict) -> dict:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import h5py
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
@@ -19,8 +17,8 @@ from fer3d_bench.render.overlay import QA_COUNT, Panel, draw_panels, qa_title, w
 def describe(path: Path) -> str:
     """Schema (datasets, shapes, types, attributes) and counts per dataset and class.
 
-    The reader opens the file first, so that a file that is not a merged file, or is truncated
-    or damaged, is one named error."""
+    Everything comes through the reader, so that a file that is not a merged file, is truncated
+    or damaged, or does not hold what its schema says, is one named error."""
     with H5Dataset(path) as data:
         frame = pd.DataFrame(
             {"dataset": data.datasets, "class": [data.classes[i] for i in data.labels]}
@@ -29,20 +27,24 @@ def describe(path: Path) -> str:
         table = table.reindex(columns=[*data.classes, "total"], fill_value=0)
         flags = flag_counts(zip(data.datasets, data.statuses, data.flags, strict=True))
         checksums = "Fletcher-32 per chunk" if data.checksums else "none (schema before 1.2.0)"
+        made_by = data.attribute("fer3d_bench_version")
+        storage = data.storage()
+        for name in data.column_names:  # each checked as read: a bad one stops us before any
+            data.column(name)  # picture is written, not halfway through them
     lines = [f"{path}"]
-    with h5py.File(path, "r") as h5:
-        for key in ("schema_version", "fer3d_bench_version", "fingerprint"):
-            lines.append(f"  {key}: {h5.attrs[key]}")
-        lines.append(f"  checksums: {checksums}; `fer3d-bench verify` checks every sample")
-        lines.append(f"  classes: {', '.join(json.loads(h5.attrs['classes']))}")
-        lines.append("  datasets:")
-        for name, item in h5.items():
-            chunks = f", chunks {item.chunks}" if item.chunks else ""
-            compression = f", {item.compression}" if item.compression else ""
-            checksum = ", fletcher32" if item.fletcher32 else ""
-            lines.append(
-                f"    /{name:<10} {item.shape} {item.dtype}{chunks}{compression}{checksum}"
-            )
+    lines.append(f"  schema_version: {data.schema_version}")
+    lines.append(f"  fer3d_bench_version: {'(not recorded)' if made_by is None else made_by}")
+    lines.append(f"  fingerprint: {data.fingerprint}")
+    lines.append(f"  checksums: {checksums}; `fer3d-bench verify` checks every sample")
+    lines.append(f"  classes: {', '.join(data.classes)}")
+    lines.append("  datasets:")
+    for item in storage:
+        chunks = f", chunks {item.chunks}" if item.chunks else ""
+        compression = f", {item.compression}" if item.compression else ""
+        checksum = ", fletcher32" if item.fletcher32 else ""
+        lines.append(
+            f"    /{item.name:<10} {item.shape} {item.dtype}{chunks}{compression}{checksum}"
+        )
     lines += ["", "Samples per dataset and class:"]
     lines += [f"  {line}" for line in table.to_string().splitlines()]
     lines += ["", "Alignment (flagged samples are kept; see the QA sheets):"]

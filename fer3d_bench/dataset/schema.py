@@ -22,15 +22,22 @@ build_parameters (JSON), counts (JSON), fingerprint.
 Every dataset is chunked with HDF5's Fletcher-32 filter (since 1.2.0): each chunk carries a
 checksum that HDF5 checks whenever the chunk is read, so a damaged sample fails on read instead
 of reaching a model. The fingerprint covers what the checksums cannot (a 1.1.0 file has none, and
-a file rewritten through HDF5 gets new ones).
+a file rewritten through HDF5 gets new ones). A 1.2.0 file (or later) missing a checksum on any
+dataset is refused, and so is any file whose datasets are not plain datasets stored in it
+(soft or external links, virtual datasets, external raw storage): see `dataset.reader`.
 """
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 
 # 1.1.0: /status and /flags. 1.2.0: the same records, each dataset's chunks checksummed.
 SCHEMA_VERSION = "1.2.0"
+QUALITY_SINCE = (1, 1, 0)  # /status and /flags
+CHECKSUMS_SINCE = (1, 2, 0)  # Fletcher-32 on every dataset
+PIXELS = ("rgb", "depth")
 TEXT_FIELDS = (
     "sample_id",
     "dataset",
@@ -42,6 +49,22 @@ TEXT_FIELDS = (
     "alignment",
     "sources",
 )
+JSON_FIELDS = ("alignment", "sources")  # one JSON object per sample
+# the numeric columns and the dtype kinds they may have (the builder writes int8, int8, float32)
+NUMBER_FIELDS = {"label": "iu", "intensity": "iu", "iou": "f"}
+
+
+def parse_version(text: str) -> tuple[int, int, int] | None:
+    """(major, minor, patch) of a version like "1.2.0"; None for anything else."""
+    match = re.fullmatch(r"([0-9]{1,6})\.([0-9]{1,6})\.([0-9]{1,6})", text)
+    return tuple(int(part) for part in match.groups()) if match else None
+
+
+def required_fields(version: tuple[int, int, int]) -> tuple[str, ...]:
+    """The datasets a file of `version` holds, pixels first."""
+    quality = () if version < QUALITY_SINCE else ("status", "flags")
+    text = tuple(name for name in TEXT_FIELDS if name not in ("status", "flags"))
+    return (*PIXELS, *NUMBER_FIELDS, *text, *quality)
 
 
 def add_to_fingerprint(

@@ -5,6 +5,10 @@ Fletcher-32 checksum is checked and the first damaged sample is named; then the 
 fingerprint is recomputed exactly as the builder computed it and compared with the stored one,
 which catches what chunk checksums cannot: a 1.1.0 file has none, and a file rewritten through
 HDF5 gets new ones.
+
+Before any of that, the reader refuses a file whose bytes could come from elsewhere (a link,
+a virtual dataset, external storage) or whose schema version promises checksums that some
+dataset lacks, so `verify` never vouches for pixels it did not read from the file itself.
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ from fer3d_bench.evaluation.folder import existing_result
 from fer3d_bench.evaluation.job import CRASHED, FoldSummary, run_fold, summary_of
 from fer3d_bench.evaluation.plan import FoldJob
 from fer3d_bench.evaluation.pool import run_pool
+from fer3d_bench.io import output_folder
 from fer3d_bench.records.io import RecordDamaged, SchemaMismatch, write_json
 
 JOBS_SCHEMA = "fer3d-bench/jobs/1"
@@ -139,10 +140,10 @@ def submit(
             f"{', '.join(s.job_id for s, _ in pairs)} of an earlier call: not submitted again"
         )
     if jobs:
+        output_folder(run_dir, folder)  # submitit's logs too: never through a planted link
         new = _submit(jobs, folder, name, cluster, options)
         pairs += new
         records += [{"job_id": s.job_id, "folders": [j.folder for j in g]} for s, g in new]
-        folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / "jobs.json", {"schema": JOBS_SCHEMA, "jobs": records})
     if not wait:
         return []

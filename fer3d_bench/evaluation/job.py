@@ -23,6 +23,7 @@ from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.errors import Fer3dError
 from fer3d_bench.evaluation.folder import existing_result
 from fer3d_bench.evaluation.plan import FoldJob, Runtime
+from fer3d_bench.io import output_folder
 from fer3d_bench.metrics import prediction_metrics
 from fer3d_bench.processes import FolderBusy, allocated_cpus, describe, folder_lock
 from fer3d_bench.records.embeddings import write_embeddings
@@ -84,8 +85,9 @@ def run_fold(job: FoldJob, wait: bool = False) -> FoldSummary:
     done = existing_result(job.result_path, job.identity)
     if done is not None:
         return summary_of(job, done, skipped=True)
+    folder = output_folder(job.run_dir, Path(job.run_dir) / job.folder)  # never a planted link
     try:
-        with folder_lock(Path(job.run_dir) / job.folder, wait=wait) as lock:
+        with folder_lock(folder, wait=wait) as lock:
             done = existing_result(job.result_path, job.identity)  # finished while we waited
             if done is not None:
                 return summary_of(job, done, skipped=True)
@@ -120,7 +122,7 @@ def _train_and_test(job: FoldJob) -> FoldSummary:
     if empty:  # too few subjects for this many folds: nothing to train or test on
         result.status, result.reason = FAILED, f"the fold has no {' and no '.join(empty)} samples"
     else:
-        config = config_from_dict(identity.training.config)
+        config = config_from_dict(identity.training.config, job.result_path)
         try:
             outcome = loop.train(fold, folder, config, placement, job.environment.weights)
             result.history, result.training_left_out = outcome.history, list(fold.left_out)
@@ -139,7 +141,7 @@ def _train_and_test(job: FoldJob) -> FoldSummary:
     result.seconds = round(time.perf_counter() - clock, 3)
     result.started, result.finished = started, now()
     result.fer3d_bench_version, result.git_commit = __version__, git_commit()[0]
-    folder.mkdir(parents=True, exist_ok=True)  # an empty fold never reached the trainer
+    output_folder(job.run_dir, folder)  # an empty fold never reached the trainer
     write_result(job.result_path, result)
     return summary_of(job, result, skipped=False)
 

@@ -81,7 +81,7 @@ class Local(Launcher):
             echo(summary.line())
 
         if self.launch.jobs > 1:
-            return run_pool(jobs, self.launch.jobs, self.launch.progress, on_result)
+            return run_pool(jobs, self.launch.jobs, self.launch.progress, on_result, echo)
         return run_local(jobs, self.launch.progress, on_result)
 
 

@@ -16,7 +16,7 @@ from fer3d_bench import __version__
 from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.errors import ConfigError
 from fer3d_bench.evaluation.folder import existing_result, merge_run_info
-from fer3d_bench.io import inside
+from fer3d_bench.io import inside, output_folder
 from fer3d_bench.manifests import CheckedManifest, items_of
 from fer3d_bench.names import checked_name
 from fer3d_bench.records.job import JobIdentity, Training
@@ -123,7 +123,7 @@ def plan(spec: EvalSpec, runtime: Runtime | None = None) -> Plan:
     jobs.sort(key=lambda j: list(variants).index(j.identity.variant))  # variant by variant
     for job in jobs:
         existing_result(job.result_path, job.identity)  # refuses another configuration's
-    run_dir.mkdir(parents=True, exist_ok=True)
+    output_folder(run_dir)  # the folder given: made with its parents
     write_run_info(run_dir / "run.json", info)
     return Plan(run_dir, info, jobs)
 

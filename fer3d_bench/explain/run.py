@@ -21,7 +21,7 @@ from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.dataset.statistics import Normalisation
 from fer3d_bench.errors import Fer3dError
 from fer3d_bench.explain.gradcam import grad_cam
-from fer3d_bench.io import atomic_path, inside
+from fer3d_bench.io import atomic_path, inside, output_folder
 from fer3d_bench.plots import save_figure
 from fer3d_bench.records.job import variant_prefix
 from fer3d_bench.records.result import read_result
@@ -69,7 +69,7 @@ def explain(
     if result.job.training is None:
         raise Fer3dError(f"{folder / 'result.json'}: scored predictions: no model to explain")
     saved = read_checkpoint(folder / "checkpoint.pt")
-    config = config_from_dict(result.job.training.config)
+    config = config_from_dict(result.job.training.config, folder / "result.json")
     model = FerNet(replace(config.model, num_classes=len(result.classes)))
     try:
         model.load_state_dict(saved["model"])
@@ -91,6 +91,7 @@ def explain(
     targets = [result.classes.index(result.predictions[s]["true"]) for s in chosen]
     maps = grad_cam(model.eval(), rgb, depth, targets, method=method)
     name = f"{variant}_{fold.replace('/', '_')}_{method}"
+    output_folder(run_dir, out)  # made only now, and never through a link planted in the run
     heatmaps = _save_maps(out / f"{name}.npz", chosen, targets, maps)
     title = f"{variant} / {fold}: {NAMES[method]} of the true (and predicted) class"
     note = TRANSFORMER_NOTE if config.model.head == "transformer" else None
@@ -130,7 +131,6 @@ def _save_maps(path: Path, ids: list[str], targets: list[int], maps) -> Path:
     arrays = {"sample_ids": np.array(ids), "targets": np.array(targets), "rgb": maps.rgb}
     if maps.depth is not None:
         arrays["depth"] = maps.depth
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp, open(tmp, "wb") as stream:
         np.savez(stream, **arrays)
     return path

@@ -30,8 +30,10 @@ class BntGrid:
 
     @property
     def valid(self) -> np.ndarray:
-        """Face points: background is marked by z == zmin (x and y are not reliable there)."""
-        return (self.z != self.zmin) & np.isfinite(self.z)
+        """Face points: background is marked by z == zmin (x and y are not reliable there). A
+        point with a NaN or an infinity in any plane is no face point either: it has no place."""
+        finite = np.isfinite(self.x) & np.isfinite(self.y) & np.isfinite(self.z)
+        return (self.z != self.zmin) & finite & np.isfinite(self.u) & np.isfinite(self.v)
 
 
 def read_bnt(path: Path | str) -> BntGrid:

@@ -61,9 +61,7 @@ def parse_vrml(text: str, path: Path | str = "<string>") -> VrmlMesh:
     points = _bracket_numbers(body, _POINTS["coord"], path, "coord Coordinate point")
     if points is None:
         raise FormatError(path, "IndexedFaceSet has no 'coord Coordinate { point [...] }'")
-    vertices = _as_rows(points, 3, path, "vertex coordinates")
-    if not np.isfinite(vertices).all():
-        raise FormatError(path, "vertex coordinates contain non-finite values")
+    vertices = _finite_rows(_as_rows(points, 3, path, "vertex coordinates"), path, "vertex")
     index_text = _bracket_text(body, _INDICES["coordIndex"], path, "coordIndex")
     if index_text is None:
         raise FormatError(path, "IndexedFaceSet has no coordIndex")
@@ -73,7 +71,8 @@ def parse_vrml(text: str, path: Path | str = "<string>") -> VrmlMesh:
     texcoords = tex_faces = None
     tex_points = _bracket_numbers(body, _POINTS["texCoord"], path, "texCoord point")
     if tex_points is not None:
-        texcoords = _as_rows(tex_points, 2, path, "texture coordinates")
+        rows = _as_rows(tex_points, 2, path, "texture coordinates")
+        texcoords = _finite_rows(rows, path, "texture coordinate")
         tex_text = _bracket_text(body, _INDICES["texCoordIndex"], path, "texCoordIndex")
         tex_index = (
             coord_index if tex_text is None else _numbers(tex_text, np.int64, path, "texCoordIndex")
@@ -131,6 +130,18 @@ def _as_rows(values: np.ndarray, width: int, path, what: str) -> np.ndarray:
             path, f"{what}: {len(values)} numbers is not a multiple of {width} (file truncated?)"
         )
     return values.reshape(-1, width)
+
+
+def _finite_rows(rows: np.ndarray, path, what: str) -> np.ndarray:
+    """`rows`, each a point of finite numbers: NaN passes every later comparison unnoticed."""
+    bad = ~np.isfinite(rows).all(axis=1)
+    if bad.any():
+        k = int(np.flatnonzero(bad)[0])
+        shown = " ".join(f"{v:g}" for v in rows[k])
+        raise FormatError(
+            path, f"{what} {k} holds a non-finite value ({shown}), and {bad.sum()} points in all"
+        )
+    return rows
 
 
 def _triangulate(index: np.ndarray, n_points: int, path, what: str):

@@ -15,6 +15,7 @@ from fer3d_bench.dataset.build import BuildOptions, build_dataset
 from fer3d_bench.dataset.flags import describe_flags
 from fer3d_bench.evaluation.launchers import Launch
 from fer3d_bench.evaluation.plan import EvalSpec
+from fer3d_bench.io import output_folder
 from fer3d_bench.pipeline.evaluate import Echo, evaluate
 from fer3d_bench.pipeline.splits import generate_manifest, h5_items
 from fer3d_bench.render.layout import QA_PNG
@@ -44,8 +45,7 @@ def run_demo(
 
     The keyword arguments exist for the tests, which run the same code on a smaller sample.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out)
     sample = out / "sample"
     if (sample / "ground_truth.json").exists():  # written last, so the sample is complete
         echo(f"[1/5] sample: reusing {sample}")
@@ -65,7 +65,7 @@ def run_demo(
         roots,
         merged,
         BuildOptions(render=RenderOptions(size=SIZE), workers=workers),
-        render_dir=out / "render",
+        render_dir=output_folder(out, out / "render"),  # never a link planted in `out`
         progress=progress,
     )
     for dataset, classes in report.counts.items():
@@ -76,10 +76,11 @@ def run_demo(
     echo(f"      fingerprint {report.fingerprint}")
     echo(f"[3/5] splits generate -> {out / 'manifests'}")
     items = h5_items(merged)
+    output_folder(out, out / "manifests")
     for name, _, _ in evaluations:
         manifest, _ = generate_manifest(sp.load_protocol(name), items, out / "manifests")
         echo(f"      {name}: {len(manifest)} samples, sha256 {manifest.sha256}")
-    run_dir = out / "runs" / "demo"
+    run_dir = output_folder(out, out / "runs" / "demo")
     echo(f"[4/5] evaluate ({PRESET} preset) -> {run_dir}")
     for name, repetitions, folds in evaluations:
         spec = EvalSpec(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from fer3d_bench import __version__
 from fer3d_bench.errors import Fer3dError
-from fer3d_bench.io import atomic_path
+from fer3d_bench.io import atomic_path, output_folder
 from fer3d_bench.manifests import CheckedManifest
 from fer3d_bench.metrics import prediction_metrics
 from fer3d_bench.names import checked_name
@@ -75,7 +75,7 @@ def score(
         created=now(),
         submission=record,
     )
-    out.parent.mkdir(parents=True, exist_ok=True)
+    output_folder(out.parent)
     with atomic_path(out) as tmp:  # the whole folder, renamed into place once complete
         try:
             _write_run(tmp, info, by_fold, found, variant)
@@ -120,7 +120,7 @@ def _write_run(out: Path, info: RunInfo, by_fold: dict, found: CheckedManifest, 
         )
         result.metrics = prediction_metrics(result.predictions, classes)
         folder = out / result.job.folder
-        folder.mkdir(parents=True)
+        output_folder(out, folder)
         write_result(folder / "result.json", result)
 
 

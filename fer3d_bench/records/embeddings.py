@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fer3d_bench.io import OutsideFolder, atomic_path, inside
-from fer3d_bench.records.io import RecordDamaged, RecordNotFound, SchemaMismatch
+from fer3d_bench.records.io import RecordDamaged, RecordNotFound, SchemaMismatch, record_file
 from fer3d_bench.records.result import FoldResult
 
 EMBEDDINGS = "embeddings.npy"
@@ -63,11 +63,11 @@ def read_embeddings(result: FoldResult, result_path: Path) -> np.ndarray:
     result_path = Path(result_path)
     record = _checked_block(result, result_path)
     path = _embeddings_path(result_path, record["file"])
-    if not path.is_file():
+    if not path.exists():
         raise RecordNotFound(path, f"embeddings not found (named by {result_path})")
     rows, dims = record["shape"]
-    if path.stat().st_size > rows * dims * 2 + _HEADER_BYTES:
-        raise RecordDamaged(path, f"larger than a float16 array of shape {record['shape']} is")
+    largest = rows * dims * 2 + _HEADER_BYTES
+    record_file(path, what=f"embeddings file (float16 {record['shape']})", max_bytes=largest)
     content = path.read_bytes()
     if hashlib.sha256(content).hexdigest() != record["sha256"]:
         raise RecordDamaged(

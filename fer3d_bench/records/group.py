@@ -15,7 +15,16 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from fer3d_bench.names import checked_name
-from fer3d_bench.records.io import SchemaMismatch
+from fer3d_bench.records.io import (
+    Fields,
+    SchemaMismatch,
+    dict_of,
+    is_int,
+    is_number,
+    is_str,
+    list_of,
+    nullable,
+)
 from fer3d_bench.records.job import fold_folder, variant_prefix
 
 
@@ -54,10 +63,10 @@ class Spread(_Record):
 
     @classmethod
     def from_json(cls, data: object, path: Path, where: str) -> Spread:
-        read = _Reader(data, path, where)
+        read = Fields(path, data, where)
         return cls(
-            mean=read.get("mean", _optional_number, "a number or null"),
-            std=read.get("std", _optional_number, "a number or null"),
+            mean=read.number("mean", null=True),
+            std=read.number("std", null=True),
             extra=read.extra(cls),
         )
 
@@ -74,13 +83,9 @@ class Levels(_Record):
 
     @classmethod
     def from_json(cls, data: object, path: Path, where: str) -> Levels:
-        read = _Reader(data, path, where)
+        read = Fields(path, data, where)
         return cls(
-            **{
-                f.name: read.get(f.name, _optional_number, "a number or null")
-                for f in fields(cls)
-                if f.name != "extra"
-            },
+            **{f.name: read.number(f.name, null=True) for f in fields(cls) if f.name != "extra"},
             extra=read.extra(cls),
         )
 
@@ -97,10 +102,10 @@ class RepetitionRow(_Record):
 
     @classmethod
     def from_json(cls, data: object, path: Path, where: str) -> RepetitionRow:
-        read = _Reader(data, path, where)
+        read = Fields(path, data, where)
         return cls(
-            repetition=read.get("repetition", _int, "an integer"),
-            folds=read.get("folds", _int, "an integer"),
+            repetition=read.integer("repetition", min=0),
+            folds=read.integer("folds", min=0),
             accuracy=Spread.from_json(read.get("accuracy"), path, f"{where}.accuracy"),
             macro_f1=Spread.from_json(read.get("macro_f1"), path, f"{where}.macro_f1"),
             extra=read.extra(cls),
@@ -128,18 +133,18 @@ class FoldRow(_Record):
 
     @classmethod
     def from_json(cls, data: object, path: Path, where: str) -> FoldRow:
-        read = _Reader(data, path, where)
+        read = Fields(path, data, where)
         return cls(
-            repetition=read.get("repetition", _int, "an integer"),
-            fold=read.get("fold", _int, "an integer"),
-            status=read.get("status", _str, "a string"),
-            reason=read.get("reason", _optional_str, "a string or null"),
-            seconds=read.get("seconds", _optional_number, "a number or null"),
-            n=read.get("n", _optional_int, "an integer or null"),
-            accuracy=read.get("accuracy", _optional_number, "a number or null"),
-            macro_f1=read.get("macro_f1", _optional_number, "a number or null"),
-            checkpoint=read.get("checkpoint", _optional_str, "a string or null"),
-            result=read.get("result", _str, "a string", optional=True),
+            repetition=read.integer("repetition", min=0),
+            fold=read.integer("fold", min=0),
+            status=read.string("status"),
+            reason=read.string("reason", null=True),
+            seconds=read.number("seconds", null=True),
+            n=read.integer("n", min=0, null=True),
+            accuracy=read.number("accuracy", null=True),
+            macro_f1=read.number("macro_f1", null=True),
+            checkpoint=read.string("checkpoint", null=True),
+            result=read.string("result", optional=True),
             extra=read.extra(cls),
         )
 
@@ -155,11 +160,11 @@ class FailedFold(_Record):
 
     @classmethod
     def from_json(cls, data: object, path: Path, where: str) -> FailedFold:
-        read = _Reader(data, path, where)
+        read = Fields(path, data, where)
         return cls(
-            repetition=read.get("repetition", _int, "an integer"),
-            fold=read.get("fold", _int, "an integer"),
-            reason=read.get("reason", _optional_str, "a string or null"),
+            repetition=read.integer("repetition", min=0),
+            fold=read.integer("fold", min=0),
+            reason=read.string("reason", null=True),
             extra=read.extra(cls),
         )
 
@@ -179,11 +184,11 @@ class Confusion(_Record):
 
     @classmethod
     def from_json(cls, data: object, path: Path, where: str, size: int) -> Confusion:
-        read = _Reader(data, path, where)
+        read = Fields(path, data, where)
         square = f"a {size} x {size} matrix of"
         return cls(
-            counts=read.get("counts", _matrix(size, _int), f"{square} integers"),
-            normalised=read.get("normalised", _matrix(size, _number), f"{square} numbers"),
+            counts=read.get("counts", _matrix(size, is_int), f"{square} integers"),
+            normalised=read.get("normalised", _matrix(size, is_number), f"{square} numbers"),
             extra=read.extra(cls),
         )
 
@@ -208,18 +213,18 @@ class Aggregate(_Record):
 
     @classmethod
     def from_json(cls, data: object, path: Path, where: str = "aggregate") -> Aggregate:
-        read = _Reader(data, path, where)
-        kind = read.get("kind", _str, "a string")
-        classes = read.get("classes", _list_of(_str), "a list of strings")
-        recall = read.get("recall", _dict_of(_optional_number), "an object of numbers or nulls")
+        read = Fields(path, data, where)
+        kind = read.string("kind")
+        classes = read.array("classes", is_str, "strings")
+        recall = read.get("recall", dict_of(nullable(is_number)), "an object of numbers or nulls")
         unknown = [c for c in classes if c not in recall]
         if unknown:
             raise SchemaMismatch(path, f"{where}.recall lacks classes {unknown}")
         return cls(
             kind=kind,
             classes=classes,
-            folds_ok=read.get("folds_ok", _int, "an integer"),
-            folds_failed=read.get("folds_failed", _int, "an integer"),
+            folds_ok=read.integer("folds_ok", min=0),
+            folds_failed=read.integer("folds_failed", min=0),
             failed=read.each("failed", FailedFold.from_json),
             folds=read.each("folds", FoldRow.from_json),
             repetitions=read.each("repetitions", RepetitionRow.from_json),
@@ -286,112 +291,36 @@ class ReportGroup(_Record):
 
     @classmethod
     def from_json(cls, data: object, path: Path, where: str = "group") -> ReportGroup:
-        read = _Reader(data, path, where)
-        variant = checked_name(read.get("variant", _str, "a string"), f"{where}.variant", path)
-        protocol = checked_name(read.get("protocol", _str, "a string"), f"{where}.protocol", path)
+        read = Fields(path, data, where)
+        variant = checked_name(read.string("variant"), f"{where}.variant", path)
+        protocol = checked_name(read.string("protocol"), f"{where}.protocol", path)
         where = read.where = f"{where} ({variant}/{protocol})"
         return cls(
             variant=variant,
             protocol=protocol,
-            version=read.get("version", _str, "a string"),
-            kind=read.get("kind", _str, "a string"),
-            folds_expected=read.get("folds_expected", _int, "an integer"),
-            truncation=read.get("truncation", _list_of(_str), "a list of strings"),
+            version=read.string("version"),
+            kind=read.string("kind"),
+            folds_expected=read.integer("folds_expected", min=0),
+            truncation=read.array("truncation", is_str, "strings"),
             differs_from_paper=read.get(
-                "differs_from_paper", _dict_of(_pair), "an object of [ours, paper]", optional=True
+                "differs_from_paper", dict_of(_pair), "an object of [ours, paper]", optional=True
             ),
-            weights=read.get("weights", _optional_dict, "an object or null", optional=True),
-            title=read.get("title", _str, "a string"),
+            weights=read.object("weights", null=True, optional=True),
+            title=read.string("title"),
             aggregate=Aggregate.from_json(read.get("aggregate"), path, f"{where}.aggregate"),
-            seconds=read.get("seconds", _number, "a number"),
-            figures=read.get("figures", _list_of(_str), "a list of strings"),
-            submitted=read.get("submitted", _str, "a string", optional=True),
+            seconds=read.number("seconds"),
+            figures=read.array("figures", is_str, "strings"),
+            submitted=read.string("submitted", optional=True),
             extra=read.extra(cls),
         )
-
-
-class _Reader:
-    """One JSON object being read: each key checked, each problem naming the file and where."""
-
-    def __init__(self, data: object, path: Path, where: str):
-        if not isinstance(data, dict):
-            raise SchemaMismatch(path, f"{where} must be an object, found {_shown(data)}")
-        self.data, self.path, self.where = data, path, where
-
-    def get(
-        self,
-        key: str,
-        check: Callable[[Any], bool] = lambda _: True,
-        expected: str = "",
-        optional: bool = False,
-    ) -> Any:
-        if key not in self.data:
-            if optional:
-                return None
-            raise SchemaMismatch(self.path, f"{self.where} lacks {key!r}")
-        value = self.data[key]
-        if not check(value):
-            raise SchemaMismatch(
-                self.path, f"{self.where}.{key} must be {expected}, found {_shown(value)}"
-            )
-        return value
-
-    def each(self, key: str, read: Callable[[object, Path, str], Any]) -> list:
-        values = self.get(key, lambda v: isinstance(v, list), "a list")
-        return [read(v, self.path, f"{self.where}.{key}[{k}]") for k, v in enumerate(values)]
-
-    def extra(self, cls: type) -> dict:
-        known = {f.name for f in fields(cls)}
-        return {k: v for k, v in self.data.items() if k not in known}
-
-
-def _shown(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else f"{text[:57]}..."
-
-
-def _int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _str(value: object) -> bool:
-    return isinstance(value, str)
-
-
-def _optional_int(value: object) -> bool:
-    return value is None or _int(value)
-
-
-def _optional_number(value: object) -> bool:
-    return value is None or _number(value)
-
-
-def _optional_str(value: object) -> bool:
-    return value is None or _str(value)
-
-
-def _optional_dict(value: object) -> bool:
-    return value is None or isinstance(value, dict)
 
 
 def _pair(value: object) -> bool:
     return isinstance(value, list) and len(value) == 2
 
 
-def _list_of(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    return lambda value: isinstance(value, list) and all(check(v) for v in value)
-
-
-def _dict_of(check: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    return lambda value: isinstance(value, dict) and all(check(v) for v in value.values())
-
-
 def _matrix(size: int, check: Callable[[Any], bool]) -> Callable[[Any], bool]:
-    row = _list_of(check)
+    row = list_of(check)
     return lambda value: (
         isinstance(value, list)
         and len(value) == size

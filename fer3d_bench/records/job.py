@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from fer3d_bench.names import checked_name
-from fer3d_bench.records.io import SchemaMismatch
+from fer3d_bench.records.io import Fields, SchemaMismatch
 
 FULL = "full"  # the reference model's variant: its folds lie at the top of a run folder
 REQUIRED = (
@@ -93,34 +93,31 @@ class JobIdentity:
         return {**self.extra, **data}
 
     @classmethod
-    def from_json(cls, data: dict, path: Path) -> JobIdentity:
-        if not isinstance(data, dict) or any(key not in data for key in REQUIRED):
-            raise SchemaMismatch(path, f"the 'job' block must hold {list(REQUIRED)}")
-        checked_name(data["variant"], "variant", path)  # both name folders and figures
-        checked_name(data["protocol"], "protocol", path)
-        for key in ("repetition", "fold"):
-            if not isinstance(data[key], int) or isinstance(data[key], bool) or data[key] < 0:
-                raise SchemaMismatch(path, f"the job's {key} must be a whole number >= 0")
-        training = None
-        if "config" in data:
-            if not isinstance(data["config"], dict):
-                raise SchemaMismatch(path, "the job's config must be an object")
-            training = Training(
-                config=data["config"],
-                seed=data.get("seed"),
-                backbone_weights=data.get("backbone_weights"),
-                exclude_flagged=data.get("exclude_flagged") is True,
+    def from_json(cls, data: object, path: Path) -> JobIdentity:
+        read = Fields(path, data, "job")
+        missing = [key for key in REQUIRED if key not in read.data]
+        if missing:
+            raise SchemaMismatch(
+                path, f"the 'job' block must hold {list(REQUIRED)}; lacks {missing}"
             )
-        known = {f.name for f in fields(cls)} | {f.name for f in fields(Training)}
+        training = None
+        if "config" in read.data:
+            training = Training(
+                config=read.object("config"),
+                seed=read.integer("seed", null=True, optional=True),
+                backbone_weights=read.object("backbone_weights", null=True, optional=True),
+                exclude_flagged=read.boolean("exclude_flagged", optional=True, default=False),
+            )
         return cls(
-            variant=data["variant"],
-            protocol=data["protocol"],
-            protocol_version=data.get("protocol_version"),
-            manifest_sha256=data["manifest_sha256"],
-            repetition=data["repetition"],
-            fold=data["fold"],
-            dataset_fingerprint=data["dataset_fingerprint"],
-            config_sha256=data["config_sha256"],
+            # both name folders and figures
+            variant=checked_name(read.string("variant"), "variant", path),
+            protocol=checked_name(read.string("protocol"), "protocol", path),
+            protocol_version=read.string("protocol_version", null=True, optional=True),
+            manifest_sha256=read.string("manifest_sha256"),
+            repetition=read.integer("repetition", min=0),
+            fold=read.integer("fold", min=0),
+            dataset_fingerprint=read.string("dataset_fingerprint", null=True),
+            config_sha256=read.string("config_sha256"),
             training=training,
-            extra={k: v for k, v in data.items() if k not in known},
+            extra=read.extra(cls, also=tuple(f.name for f in fields(Training))),
         )

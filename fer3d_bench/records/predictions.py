@@ -12,13 +12,17 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from fer3d_bench.errors import FileError
-from fer3d_bench.io import atomic_path
+from fer3d_bench.io import atomic_path, regular_file
 
 REQUIRED = ("repetition", "fold", "sample_id", "predicted")
+# The largest file read: every test sample of bu3dfe-legacy's 100 x 10 folds is 250,000 rows of
+# ~100 bytes, 25 MiB, or a few times that with a score per class; no real file comes near.
+MAX_BYTES = 512 * 2**20
 SCORE = "score:"
 
 
@@ -43,10 +47,17 @@ class Prediction:
 
 
 def read_predictions(path: Path | str) -> list[Prediction]:
-    """Every row of a CSV or JSON predictions file; a malformed row is named."""
+    """Every row of a CSV or JSON predictions file; a malformed row is named.
+
+    The text is UTF-8, with or without the byte-order mark Excel writes first ("CSV UTF-8").
+    """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        regular_file(path, what="predictions file", max_bytes=MAX_BYTES)
+    except FileError as error:
+        raise PredictionsError(path, error.problem) from None
+    try:
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as error:
         raise PredictionsError(path, f"cannot be read ({error})") from None
     if path.suffix.lower() == ".json":
@@ -58,23 +69,32 @@ def read_predictions(path: Path | str) -> list[Prediction]:
 
 def _csv_entries(path: Path, text: str) -> list[tuple[int, dict]]:
     reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in REQUIRED if c not in (reader.fieldnames or [])]
-    if missing:
-        raise PredictionsError(path, f"the header lacks {missing} (it needs {list(REQUIRED)})")
-    entries = []
-    for entry in reader:
-        scores = {k[len(SCORE) :]: v for k, v in entry.items() if k and k.startswith(SCORE)}
-        values = {k: v for k, v in entry.items() if k and not k.startswith(SCORE)}
-        entries.append(
-            (reader.line_num, {**values, "scores": {k: v for k, v in scores.items() if v}})
-        )
+    try:
+        header = reader.fieldnames or []
+        twice = sorted({name for name in header if header.count(name) > 1})
+        if twice:  # a row as a dict keeps one of them: the other would be dropped unseen
+            raise PredictionsError(path, f"the header names column {twice[0]!r} twice")
+        missing = [c for c in REQUIRED if c not in header]
+        if missing:
+            raise PredictionsError(path, f"the header lacks {missing} (it needs {list(REQUIRED)})")
+        entries = []
+        for entry in reader:
+            scores = {k[len(SCORE) :]: v for k, v in entry.items() if k and k.startswith(SCORE)}
+            values = {k: v for k, v in entry.items() if k and not k.startswith(SCORE)}
+            entries.append(
+                (reader.line_num, {**values, "scores": {k: v for k, v in scores.items() if v}})
+            )
+    except csv.Error as error:  # a field beyond the csv module's size limit, a stray quote...
+        raise PredictionsError(path, f"line {reader.line_num}: not CSV ({error})") from None
     return entries
 
 
 def _json_entries(path: Path, text: str) -> list[tuple[int, dict]]:
     try:
         data = json.loads(text)
-    except json.JSONDecodeError as error:
+    except RecursionError:
+        raise PredictionsError(path, "is not predictions: JSON nested too deeply") from None
+    except ValueError as error:  # JSONDecodeError, or an integer of more digits than Python reads
         raise PredictionsError(path, f"is not JSON ({error})") from None
     if isinstance(data, dict):
         data = data.get("predictions")
@@ -92,9 +112,8 @@ def _prediction(path: Path, row: int, entry: dict) -> Prediction:
     missing = [c for c in REQUIRED if entry.get(c) in (None, "")]
     if missing:
         fail(f"no {', '.join(missing)}")
-    try:
-        repetition, fold = int(entry["repetition"]), int(entry["fold"])
-    except (TypeError, ValueError):
+    repetition, fold = _whole(entry["repetition"]), _whole(entry["fold"])
+    if repetition is None or fold is None:
         fail(
             "repetition and fold must be whole numbers, not "
             f"{entry['repetition']!r}, {entry['fold']!r}"
@@ -104,8 +123,10 @@ def _prediction(path: Path, row: int, entry: dict) -> Prediction:
         fail("scores must be an object of class -> number")
     try:
         scores = {str(k): float(v) for k, v in scores.items()}
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         fail("every score must be a number")
+    if not all(math.isfinite(v) for v in scores.values()):
+        fail("every score must be a finite number")
     return Prediction(
         row=row,
         repetition=repetition,
@@ -116,6 +137,18 @@ def _prediction(path: Path, row: int, entry: dict) -> Prediction:
         variant=entry.get("variant") or None,
         scores=scores,
     )
+
+
+def _whole(value: object) -> int | None:
+    """A repetition or fold as written: a whole number (JSON), or its digits (CSV); else None
+    (`int` would take 1.5 for 1, and raise on infinity or a 5,000-digit string)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, float) and value.is_integer():  # 1.0, as some JSON writers put it
+        return int(value)
+    if isinstance(value, str) and value.strip().isdecimal() and len(value) < 10:
+        return int(value)
+    return None
 
 
 def write_predictions(path: Path, rows: list[Prediction]) -> Path:

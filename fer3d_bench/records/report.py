@@ -10,7 +10,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from fer3d_bench.records.group import ReportGroup
-from fer3d_bench.records.io import SchemaMismatch, read_json, write_json
+from fer3d_bench.records.io import (
+    Fields,
+    SchemaMismatch,
+    dict_of,
+    is_dict,
+    is_str,
+    list_of,
+    read_json,
+    write_json,
+)
 from fer3d_bench.records.job import FULL
 from fer3d_bench.records.run import RunInfo
 
@@ -51,26 +60,25 @@ class Report:
         }
 
     @classmethod
-    def from_json(cls, data: dict, path: Path) -> Report:
-        if data.get("schema") != REPORT_SCHEMA:
+    def from_json(cls, data: object, path: Path) -> Report:
+        read = Fields(path, data)
+        if read.data.get("schema") != REPORT_SCHEMA:
             raise SchemaMismatch(
-                path, f"expected schema {REPORT_SCHEMA!r}, found {data.get('schema')!r}"
+                path, f"expected schema {REPORT_SCHEMA!r}, found {read.data.get('schema')!r}"
             )
-        missing = [key for key in _KEYS if key not in data]
+        missing = [key for key in _KEYS if key not in read.data]
         if missing:
             raise SchemaMismatch(path, f"report lacks {missing}")
-        if not isinstance(data["groups"], list):
-            raise SchemaMismatch(path, "'groups' must be a list")
         return cls(
-            run=RunInfo.from_json(data["run"], path),
-            groups=[
-                ReportGroup.from_json(g, path, f"groups[{k}]") for k, g in enumerate(data["groups"])
-            ],
-            published=data["published"],
-            timings=data["timings"],
-            figures=data["figures"],
-            experiment=data.get("experiment"),
-            extra={k: v for k, v in data.items() if k not in (*_KEYS, "schema", "experiment")},
+            run=RunInfo.from_json(read.data["run"], path, "run"),
+            groups=read.each("groups", ReportGroup.from_json),
+            published=read.get(
+                "published", dict_of(list_of(is_dict)), "an object of lists of published rows"
+            ),
+            timings=read.object("timings"),
+            figures=read.array("figures", is_str, "paths"),
+            experiment=read.object("experiment", null=True, optional=True),
+            extra=read.extra(cls, also=(*_KEYS, "schema", "experiment")),
         )
 
 

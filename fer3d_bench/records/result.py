@@ -9,10 +9,19 @@ fold finished and its version stored them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from fer3d_bench.records.io import SchemaMismatch, read_json, write_json
+from fer3d_bench.records.io import (
+    Fields,
+    SchemaMismatch,
+    dict_of,
+    is_number,
+    is_str,
+    read_json,
+    write_json,
+)
 from fer3d_bench.records.job import JobIdentity
 
 RESULT_SCHEMA = "fer3d-bench/result/1"
@@ -65,27 +74,61 @@ class FoldResult:
         return {**self.extra, **data, "job": self.job.to_json(), "schema": RESULT_SCHEMA}
 
     @classmethod
-    def from_json(cls, data: dict, path: Path) -> FoldResult:
-        if data.get("schema") != RESULT_SCHEMA:
+    def from_json(cls, data: object, path: Path) -> FoldResult:
+        """The typed result.json, each field its readers rely on checked (`Fields`)."""
+        read = Fields(path, data)
+        if read.data.get("schema") != RESULT_SCHEMA:
             raise SchemaMismatch(
-                path, f"expected schema {RESULT_SCHEMA!r}, found {data.get('schema')!r}"
+                path, f"expected schema {RESULT_SCHEMA!r}, found {read.data.get('schema')!r}"
             )
-        job = JobIdentity.from_json(data.get("job"), path)
-        if data.get("status") not in (OK, FAILED) or not isinstance(data.get("classes"), list):
-            raise SchemaMismatch(path, "needs 'status' ok/failed and a 'classes' list")
-        if data["status"] == OK and not data.get("predictions"):
+        job = JobIdentity.from_json(read.data.get("job"), path)
+        status = read.string("status", choices=(OK, FAILED))
+        classes = read.array("classes", is_str, "class names")
+        predictions = read.object("predictions", null=True, optional=True) or {}
+        if status == OK and not predictions:
             raise SchemaMismatch(path, "status ok but no predictions")
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known and v is not None}
-        values["job"] = job
-        values["history"] = [renamed_history(e) for e in data.get("history") or []]
-        values["extra"] = {k: v for k, v in data.items() if k not in known and k != "schema"}
-        return cls(**values)
+        for sample, given in predictions.items():
+            entry = Fields(path, given, read.at(f"predictions.{sample}"))
+            entry.string("true")
+            entry.string("pred")
+            entry.get("scores", dict_of(is_number), "an object of numbers", optional=True)
+        some = {"null": True, "optional": True}
+        history = read.array("history", _epoch, "epochs, each an object of numbers", **some)
+        return cls(
+            job=job,
+            status=status,
+            classes=classes,
+            predictions=predictions,
+            embeddings=read.object("embeddings", **some),
+            reason=read.string("reason", **some),
+            metrics=read.object("metrics", **some),
+            history=[renamed_history(e) for e in history or []],
+            training_left_out=read.array("training_left_out", is_str, "sample ids", **some) or [],
+            weights=read.object("weights", **some),
+            checkpoint=read.string("checkpoint", **some),
+            device=read.string("device", **some),
+            threads=read.integer("threads", min=1, **some),
+            seconds=read.number("seconds", **some),
+            started=read.string("started", **some),
+            finished=read.string("finished", **some),
+            fer3d_bench_version=read.string("fer3d_bench_version", **some),
+            git_commit=read.string("git_commit", **some),
+            extra=read.extra(cls, also=("schema",)),
+        )
+
+
+def _epoch(record: object) -> bool:
+    """An epoch of the history: numbers, or null for one that was not finite."""
+    return isinstance(record, dict) and all(v is None or is_number(v) for v in record.values())
 
 
 def renamed_history(epoch: dict) -> dict:
-    """An epoch record with the keys of earlier versions under their present names."""
-    return {RENAMED_HISTORY.get(key, key): value for key, value in epoch.items()}
+    """An epoch record with the keys of earlier versions under their present names, and each
+    null (a non-finite number, as JSON writes it since 0.14) back to NaN."""
+    return {
+        RENAMED_HISTORY.get(key, key): math.nan if value is None else value
+        for key, value in epoch.items()
+    }
 
 
 def read_result(path: Path) -> FoldResult:

@@ -11,11 +11,18 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from fer3d_bench.names import checked_name, checked_version
-from fer3d_bench.records.io import SchemaMismatch, read_json, write_json
+from fer3d_bench.records.io import (
+    Fields,
+    SchemaMismatch,
+    dict_of,
+    is_dict,
+    is_str,
+    read_json,
+    write_json,
+)
 
 RUN_SCHEMA = "fer3d-bench/run/1"
 KINDS = ("kfold", "holdout", "cross")
-_REQUIRED = ("version", "kind", "repetitions_total", "folds_total", "repetitions_run")
 _ONLY_IF_SET = ("weights", "reference", "config_file", "experiment", "submission")
 
 
@@ -53,17 +60,23 @@ class ProtocolEntry:
         return {k: v for k, v in data.items() if not (k in optional and v is None)}
 
     @classmethod
-    def from_json(cls, data: dict, path: Path, name: str) -> ProtocolEntry:
-        if not isinstance(data, dict):
-            raise SchemaMismatch(path, f"protocol {name!r} must be an object")
-        missing = [key for key in _REQUIRED if key not in data]
-        if missing:
-            raise SchemaMismatch(path, f"protocol {name!r} lacks {missing}")
-        checked_version(data["version"], f"protocol {name!r} version", path)
-        if data["kind"] not in KINDS:
-            raise SchemaMismatch(path, f"protocol {name!r} has unknown kind {data['kind']!r}")
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+    def from_json(cls, data: object, path: Path, name: str, where: str = "") -> ProtocolEntry:
+        read = Fields(path, data, where or f"protocols.{name}")
+        some = {"null": True, "optional": True}
+        return cls(
+            version=checked_version(read.string("version"), f"protocol {name!r} version", path),
+            kind=read.string("kind", choices=KINDS),
+            repetitions_total=read.integer("repetitions_total", min=1),
+            folds_total=read.integer("folds_total", min=1),
+            repetitions_run=read.integer("repetitions_run", min=1),
+            folds_run=read.integer("folds_run", min=1, **some),
+            manifest=read.string("manifest", **some),
+            manifest_sha256=read.string("manifest_sha256", **some),
+            classes=read.array("classes", is_str, "class names", **some),
+            seed=read.integer("seed", **some),
+            train_defaults=read.object("train_defaults", **some),
+            train_applied=read.object("train_applied", **some),
+        )
 
 
 @dataclass
@@ -129,27 +142,98 @@ class RunInfo:
         return {**self.extra, **data}
 
     @classmethod
-    def from_json(cls, data: dict, path: Path) -> RunInfo:
-        if data.get("schema") != RUN_SCHEMA:
+    def from_json(cls, data: object, path: Path, where: str = "") -> RunInfo:
+        """The typed run.json (at `where` in `path`: report.json holds one as `run`): each key
+        its readers rely on checked (`Fields`); keys of another version kept in `extra`."""
+        read = Fields(path, data, where)
+        if read.data.get("schema") != RUN_SCHEMA:
             raise SchemaMismatch(
                 path,
                 f"not a fer3d-bench run (expected schema {RUN_SCHEMA!r}, "
-                f"found {data.get('schema')!r})",
+                f"found {read.data.get('schema')!r})",
             )
-        variants, protocols = data.get("variants"), data.get("protocols")
-        if not isinstance(variants, dict) or "full" not in variants:
-            raise SchemaMismatch(path, "'variants' must be an object holding at least 'full'")
-        if not isinstance(protocols, dict) or not protocols:
-            raise SchemaMismatch(path, "'protocols' must be a non-empty object")
+        variants = read.get("variants", dict_of(is_dict), "an object of configurations")
+        if "full" not in variants:
+            read.fail("variants", "must hold at least 'full'")
+        protocols = read.object("protocols")
+        if not protocols:
+            read.fail("protocols", "must name at least one protocol")
         for name in [*variants, *protocols]:  # each names a folder of the run
             checked_name(name, "variant or protocol name", path)
-        known = {f.name for f in fields(cls)}
-        values = {k: v for k, v in data.items() if k in known}
-        values["protocols"] = {
-            name: ProtocolEntry.from_json(entry, path, name) for name, entry in protocols.items()
-        }
-        values["extra"] = {k: v for k, v in data.items() if k not in known and k != "schema"}
-        return cls(**values)
+        some = {"null": True, "optional": True}
+        return cls(
+            variants=variants,
+            protocols={
+                name: ProtocolEntry.from_json(entry, path, name, read.at(f"protocols.{name}"))
+                for name, entry in protocols.items()
+            },
+            name=read.string("name", optional=True, default=""),
+            dataset=_dataset(read),
+            preset=read.string("preset", **some),
+            overrides=read.object("overrides", optional=True, default={}),
+            config_file=_config_file(read),
+            experiment=_experiment(read),
+            submission=_submission(read),
+            backbone_weights=read.object("backbone_weights", **some),
+            weights=read.object("weights", **some),
+            exclude_flagged=read.boolean("exclude_flagged", optional=True, default=False),
+            reference=_reference(read),
+            fer3d_bench_version=read.string("fer3d_bench_version", **some),
+            git_commit=read.string("git_commit", optional=True, default="unknown"),
+            git_dirty=read.boolean("git_dirty", optional=True, default=False),
+            device=read.string("device", **some),
+            launcher=read.string("launcher", **some),
+            environment=read.object("environment", optional=True, default={}),
+            created=read.string("created", **some),
+            resumed_with=read.array("resumed_with", is_dict, "objects", optional=True, default=[]),
+            extra=read.extra(cls, also=("schema",)),
+        )
+
+
+def _dataset(read: Fields) -> dict:
+    inner = read.nested("dataset")
+    if inner is None:
+        return {}
+    inner.string("path", optional=True)
+    inner.string("fingerprint", null=True, optional=True)
+    return inner.data
+
+
+def _config_file(read: Fields) -> dict | None:
+    inner = read.nested("config_file", null=True)
+    if inner is None:
+        return None
+    inner.object("tuned", optional=True)  # the report says what it was tuned on
+    return inner.data
+
+
+def _experiment(read: Fields) -> dict | None:
+    inner = read.nested("experiment", null=True)
+    if inner is None:
+        return None
+    inner.string("name")
+    inner.string("table")  # the report lays out the paper's table it names
+    inner.object("train", null=True, optional=True)
+    return inner.data
+
+
+def _submission(read: Fields) -> dict | None:
+    inner = read.nested("submission", null=True)
+    if inner is None:
+        return None
+    inner.string("predictions")  # the report names the file scored, and its sha256
+    inner.string("sha256")
+    return inner.data
+
+
+def _reference(read: Fields) -> dict:
+    inner = read.nested("reference")
+    if inner is None:
+        return {}
+    inner.object("paper", optional=True)
+    pairs = dict_of(lambda v: isinstance(v, list) and len(v) == 2)
+    inner.get("differs_from_paper", pairs, "an object of [ours, paper]", optional=True)
+    return inner.data
 
 
 def flat_config(values: dict, prefix: str = "") -> dict:

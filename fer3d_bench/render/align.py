@@ -240,7 +240,7 @@ def fit_lattice(valid: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> Lattic
 def align_bosphorus(scan: BosphorusScan, allowance_px: float = ANNOTATION_ALLOWANCE_PX) -> Aligned:
     """Place each grid point's z at its (u, v) pixel and fill the face between grid points."""
     grid, image = scan.grid, scan.image
-    valid = grid.valid & np.isfinite(grid.u) & np.isfinite(grid.v)
+    valid = grid.valid  # face points with every coordinate finite
     if not valid.any():
         raise AlignmentError("the .bnt grid has no face points (every z equals zmin)")
     height, width = image.shape[:2]

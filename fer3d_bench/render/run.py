@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import multiprocessing
+import os
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -13,9 +13,10 @@ from pathlib import Path
 import pandas as pd
 
 from fer3d_bench import __version__
-from fer3d_bench.errors import Fer3dError
-from fer3d_bench.io import atomic_path
+from fer3d_bench.errors import Fer3dError, FileError
+from fer3d_bench.io import atomic_path, output_folder
 from fer3d_bench.progress import progress as progress_bar
+from fer3d_bench.records.io import Fields, RecordError, RecordNotFound, json_text, read_json
 from fer3d_bench.render.depth import CONVENTION
 from fer3d_bench.render.layout import (
     ALIGNMENT_CSV,
@@ -30,6 +31,7 @@ from fer3d_bench.render.layout import (
 from fer3d_bench.render.options import RenderOptions
 from fer3d_bench.render.overlay import contact_sheet, qa_sheet
 from fer3d_bench.render.worker import (
+    MAX_RECORD_BYTES,
     Job,
     Worker,
     failed_row,
@@ -41,8 +43,9 @@ from fer3d_bench.render.worker import (
     start_worker,
     worker_ready,
 )
-from fer3d_bench.sources import SampleRecord
+from fer3d_bench.sources import SampleRecord, ScanResult
 from fer3d_bench.taxonomy import CLASSES
+from fer3d_bench.workers import RENDER_WORKER_BYTES, cap_workers
 
 _FRONT = ("sample_id", "dataset", "label", "status", "flags", "reason", "method")
 
@@ -61,12 +64,17 @@ def render_dataset(
     """Render every sample of one dataset into `out`; returns the alignment table.
 
     A sample rendered before is reused only when its raw files (sha256), the options, the
-    fer3d-bench version and its output files are all unchanged.
+    fer3d-bench version and its output files are all unchanged. What the scan could not read
+    (a folder it cannot list, a link it does not follow) is a failed row of its own: its
+    samples are missing. `workers` is capped by the CPUs and memory available (`workers.py`).
     """
     job = Job(dataset, Path(root), layout, label_map)
     _claim(out, dataset)
     scan = open_job(job).scan()
     rows = [failed_row(sample_id, reason) for sample_id, reason in scan.incomplete]
+    rows += _unreadable_rows(scan, dataset)
+    for folder in sorted({output_paths(out, s.sample_id)["rgb"].parent for s in scan.samples}):
+        output_folder(out, folder)  # a link planted in place of <out>/<dataset> is refused here
     todo = []
     for record in scan.samples:
         done = _done_row(out, job.root, record, options)
@@ -74,6 +82,7 @@ def render_dataset(
             todo.append(record)
         else:
             rows.append(done)
+    workers, _ = cap_workers(workers, RENDER_WORKER_BYTES)  # the command line says so
     desc = f"render-depth {dataset}"
     with progress_bar(total=len(todo), desc=desc, unit="sample", enabled=progress) as bar:
         for row in _run(job, todo, out, options, workers):
@@ -86,18 +95,37 @@ def render_dataset(
     return table
 
 
+def _unreadable_rows(scan: ScanResult, dataset: str) -> list[dict]:
+    """A failed row for each folder or file below the root that the scan could not read, named
+    `<dataset>:<its path below the root>` (`bu3dfe:F0002`: a folder's name, never a scan's
+    sample id), with its full path and why."""
+    rows = []
+    for lost in scan.unreadable:
+        below = os.path.relpath(lost.path, scan.root)
+        rows.append(failed_row(f"{dataset}:{below}", f"{lost.path}: {lost.reason}"))
+    return rows
+
+
 def _claim(out: Path, dataset: str) -> None:
     """One output folder per dataset: its reports would otherwise overwrite each other."""
     if not out.parent.is_dir():
         raise Fer3dError(f"{out}: its parent folder {out.parent} does not exist")
     summary = out / SUMMARY_JSON
-    if summary.is_file():
-        earlier = json.loads(summary.read_text()).get("dataset")
-        if earlier != dataset:
-            raise Fer3dError(
-                f"{out} already holds a render of {earlier}; use one output folder per dataset"
-            )
-    out.mkdir(exist_ok=True)
+    try:
+        earlier = Fields(
+            summary, read_json(summary, what="render summary", max_bytes=MAX_RECORD_BYTES)
+        ).string("dataset")
+    except RecordNotFound:
+        earlier = dataset  # nothing rendered here yet
+    except RecordError as error:
+        raise FileError(
+            summary, f"{error.problem}; it says which dataset {out} holds: remove it to go on"
+        ) from None
+    if earlier != dataset:
+        raise Fer3dError(
+            f"{out} already holds a render of {earlier}; use one output folder per dataset"
+        )
+    output_folder(out)
 
 
 def _run(job: Job, todo: list[SampleRecord], out: Path, options, workers: int) -> Iterator[dict]:
@@ -146,25 +174,26 @@ def _shared(local: Worker, job: Job, todo, out: Path, options, helpers: int) -> 
 
 
 def _done_row(out: Path, root: Path, record: SampleRecord, options) -> dict | None:
-    """The earlier row, if rendered from the same raw files with the same options and version,
-    and its output files are intact."""
+    """The earlier row, if rendered from the same raw files with the same options, version and
+    label, and its output files are intact."""
     paths = output_paths(out, record.sample_id)
     try:
         saved = read_record(out, record.sample_id)
     except Fer3dError:  # none yet, or damaged: render it
         return None
     same = (
-        saved.get("options") == asdict(options)
-        and saved.get("version") == __version__
-        and saved.get("row", {}).get("status") != FAILED
+        saved["options"] == asdict(options)
+        and saved["version"] == __version__
+        and saved["row"]["status"] != FAILED
+        and saved["row"].get("label") == record.label
     )
     if not same:
         return None
     for key in ("rgb", "depth"):
-        if not paths[key].is_file() or sha256_file(paths[key]) != saved.get("files", {}).get(key):
+        if not paths[key].is_file() or sha256_file(paths[key]) != saved["files"].get(key):
             return None
     try:
-        unchanged = saved.get("sources") == source_hashes(root, record)
+        unchanged = saved["sources"] == source_hashes(root, record)
     except OSError:  # a raw file vanished or cannot be read: render it again, and fail there
         return None
     return saved["row"] if unchanged else None
@@ -182,7 +211,7 @@ def _write_reports(out: Path, table: pd.DataFrame, options, dataset: str) -> Non
         "counts": {k: int(v) for k, v in table["status"].value_counts().sort_index().items()},
     }
     with atomic_path(out / SUMMARY_JSON) as tmp:
-        tmp.write_text(json.dumps(summary, indent=1, sort_keys=True))
+        tmp.write_text(json_text(summary))
     rendered = table[table["status"] != FAILED]
     for picture in (out / OVERLAY_PNG, out / QA_PNG):
         picture.unlink(missing_ok=True)  # never leave a picture of an earlier run

@@ -7,7 +7,6 @@ sample needs (no pandas, matplotlib or tqdm): each spawned worker starts seconds
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,16 +15,20 @@ from PIL import Image
 
 from fer3d_bench import __version__
 from fer3d_bench.errors import Fer3dError
-from fer3d_bench.io import atomic_path
+from fer3d_bench.io import atomic_path, output_folder
 from fer3d_bench.processes import exit_with_parent
+from fer3d_bench.records.io import Fields, dict_of, is_str, json_text, read_json
 from fer3d_bench.render import align
 from fer3d_bench.render.backends import load_backend, make_renderer
 from fer3d_bench.render.crop import crop_pair, face_crop_box
 from fer3d_bench.render.depth import encode_depth
-from fer3d_bench.render.layout import FAILED, LOW, OK, output_paths
+from fer3d_bench.render.layout import FAILED, LOW, OK, STATUSES, output_paths
 from fer3d_bench.render.options import RenderOptions
 from fer3d_bench.sources import SampleRecord, Source, load_layout, open_source
 from fer3d_bench.taxonomy import load_label_map
+
+# a record is a few kilobytes: its row, options and a dozen hashes
+MAX_RECORD_BYTES = 2**20
 
 
 @dataclass(frozen=True)
@@ -143,7 +146,7 @@ def quality_columns(aligned: align.Aligned) -> dict:
 def _write_sample(out: Path, record: SampleRecord, aligned, options, sources: dict) -> dict:
     rgb, depth, box = crop_and_encode(aligned, options)
     paths = output_paths(out, record.sample_id)
-    paths["rgb"].parent.mkdir(parents=True, exist_ok=True)
+    output_folder(out, paths["rgb"].parent)
     write_png(paths["rgb"], rgb)
     write_png(paths["depth"], depth)
     row = {
@@ -174,7 +177,7 @@ def source_hashes(root: Path, record: SampleRecord) -> dict:
 def _write_record(out: Path, sample_id, row: dict, options, hashes: dict, sources: dict) -> None:
     """The sample's record is written last: its presence with matching hashes means 'done'."""
     path = output_paths(out, sample_id)["record"]
-    path.parent.mkdir(parents=True, exist_ok=True)
+    output_folder(out, path.parent)  # never a planted link to elsewhere
     record = {
         "row": row,
         "options": asdict(options),
@@ -183,16 +186,36 @@ def _write_record(out: Path, sample_id, row: dict, options, hashes: dict, source
         "sources": sources,
     }
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
+        tmp.write_text(json_text(record))
 
 
 def read_record(out: Path, sample_id: str) -> dict:
-    """A rendered sample's record: its alignment row, options, output and raw-file hashes."""
+    """A rendered sample's record: its alignment row, options, output and raw-file hashes.
+
+    Every field is checked where it is read (a RecordError names the file and the field): a
+    record edited, truncated or copied from another sample means "render it again", never a
+    row of the wrong sample, or a value of the wrong kind, in the merged file.
+    """
     path = output_paths(out, sample_id)["record"]
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise Fer3dError(f"{path}: cannot read the render record ({exc})") from None
+    fields = Fields(path, read_json(path, what="render record", max_bytes=MAX_RECORD_BYTES))
+    row = Fields(path, fields.object("row"), "row")
+    row.string("sample_id", choices=(sample_id,))
+    row.string("status", choices=STATUSES)
+    for key in row.data:
+        row.get(key, _is_cell, "a string, number, true, false or null")
+    fields.object("options")
+    fields.string("version")
+    fields.get("files", dict_of(is_str), "an object of sha256 strings")
+    for role in fields.object("sources"):
+        source = Fields(path, fields.data["sources"][role], f"sources.{role}")
+        source.string("path")
+        source.string("sha256")
+    return fields.data
+
+
+def _is_cell(value: object) -> bool:
+    """A value of one cell of the alignment table."""
+    return value is None or isinstance(value, str | int | float)  # bool is an int
 
 
 def failed_row(sample_id: str, reason: str) -> dict:

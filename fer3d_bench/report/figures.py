@@ -18,7 +18,7 @@ from matplotlib.ticker import MaxNLocator
 from sklearn.manifold import TSNE
 from threadpoolctl import threadpool_limits
 
-from fer3d_bench.io import inside
+from fer3d_bench.io import inside, output_folder
 from fer3d_bench.plots import save_figure
 from fer3d_bench.records.embeddings import first_embedded, read_embeddings
 from fer3d_bench.records.group import Aggregate, ReportGroup
@@ -33,11 +33,11 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")  # with the colours, for grey
 
 def write_figures(run: Run, report: Report) -> list[Path]:
     """Every figure the report's groups name, into the run folder's figures/."""
-    (run.path / "figures").mkdir(exist_ok=True)
+    figures = output_folder(run.path, run.path / "figures")  # never a link planted in its place
     written = []
     for g in report.groups:
         for name in g.figures:
-            target = inside(run.path / "figures", run.path / name)
+            target = inside(figures, run.path / name)
             written.append(save_figure(_figure(run, g, name), target))
     return written
 

@@ -74,6 +74,9 @@ class ScanResult:
     skipped: list[Skipped] = field(default_factory=list)
     ignored: Counter = field(default_factory=Counter)  # known file kinds that are not used
     incomplete: list[tuple[str, str]] = field(default_factory=list)  # (sample id, reason)
+    # what lies below the root but could not be read or entered (also in `skipped`): whatever
+    # samples it holds are missing, so render-depth and build-dataset count each as a failure
+    unreadable: list[Skipped] = field(default_factory=list)
 
     def add(self, sample_id: str, found: Found, files: dict[str, Path]) -> None:
         """Record a complete sample of a mapped class."""
@@ -112,18 +115,34 @@ class Source:
             raise DatasetNotFoundError(f"{self.name}: dataset root {self.root} is not a folder")
 
     def files(self, result: ScanResult) -> list[Path]:
-        """Every file below the root, in a fixed order (never the file system's); a folder that
-        cannot be read is listed in `result.skipped`, never silently missing."""
+        """Every regular file below the root (a link to one counts), in a fixed order (never
+        the file system's). Nothing else is passed over without a word: a folder that cannot
+        be listed, a link to a folder (never followed: it may loop, or lead anywhere) and a
+        name that is no regular file (a link to nothing, a FIFO) go to `result.skipped` and
+        `result.unreadable`."""
 
-        def unreadable(error: OSError) -> None:
-            problem = error.strerror or str(error)
-            result.skipped.append(
-                Skipped(Path(error.filename), f"folder cannot be read ({problem})")
-            )
+        def lost(path: Path, reason: str) -> None:
+            result.skipped.append(Skipped(path, reason))
+            result.unreadable.append(Skipped(path, reason))
+
+        def unlisted(error: OSError) -> None:
+            lost(Path(error.filename), f"folder cannot be read ({error.strerror or error})")
 
         found = []
-        for folder, _, names in os.walk(self.root, onerror=unreadable):
-            found += [path for name in names if (path := Path(folder) / name).is_file()]
+        for folder, subfolders, names in os.walk(self.root, onerror=unlisted):
+            for name in subfolders:
+                if (path := Path(folder) / name).is_symlink():
+                    lost(
+                        path,
+                        f"a link to a folder ({os.readlink(path)}); links are not "
+                        "followed: put the folder itself here",
+                    )
+            for name in names:
+                path = Path(folder) / name
+                if path.is_file():
+                    found.append(path)
+                else:
+                    lost(path, _not_a_file(path))
         return sorted(found)
 
     def scan(self, check: bool = False, progress: Callable[[Iterable], Iterable] | None = None):
@@ -142,6 +161,7 @@ class Source:
                     kept.append(sample)
             result.samples = kept
         result.skipped.sort(key=lambda s: (str(s.path), s.reason))
+        result.unreadable.sort(key=lambda s: (str(s.path), s.reason))
         return result
 
     def _index(self) -> ScanResult:
@@ -184,3 +204,14 @@ class Source:
             every = sorted(p for paths in by_role.values() for p in paths)
             result.skipped.extend(Skipped(p, reason) for p in every)
             result.incomplete.append((sample_id, reason))
+
+
+def _not_a_file(path: Path) -> str:
+    """Why a name below a dataset root that os.walk lists as no folder is not read."""
+    if path.is_symlink():
+        try:
+            target = os.readlink(path)
+        except OSError:
+            target = "?"
+        return f"a link to nothing that can be read ({target})"
+    return "not a regular file (a FIFO, socket or device); not read"

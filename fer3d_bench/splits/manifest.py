@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from fer3d_bench.errors import Fer3dError
-from fer3d_bench.io import atomic_path, inside
+from fer3d_bench.io import atomic_path, inside, output_folder
 from fer3d_bench.names import checked_name, checked_version
 from fer3d_bench.records.io import RecordError, read_json
 from fer3d_bench.resources import manifests_dir
@@ -294,7 +294,7 @@ def write_manifest(manifest: Manifest, directory: Path) -> list[Path]:
     json_path = inside(directory, folder / f"{manifest.version}.json")
     csv_path = inside(directory, folder / f"{manifest.version}.csv")
     sums_path = inside(directory, Path(directory) / "SHA256SUMS")
-    folder.mkdir(parents=True, exist_ok=True)
+    output_folder(directory, folder)  # refuses a link in its place, even one that leads inside
     with atomic_path(json_path) as tmp:
         tmp.write_text(json.dumps(manifest.content, indent=1, sort_keys=True) + "\n")
     with atomic_path(csv_path) as tmp:

@@ -16,6 +16,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from fer3d_bench.io import NO_SPACE, full, output_folder
 from fer3d_bench.processes import exit_with_parent
 from fer3d_bench.progress import progress as progress_bar
 from fer3d_bench.synthetic import bosphorus, bu3dfe, cald3r_mend3s
@@ -163,7 +164,7 @@ def make_sample(
     """
     out = Path(out).absolute()
     _check_target(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    output_folder(out.parent)
     tmp = out.with_name(f".{out.name}.partial-{os.getpid()}-{secrets.token_hex(4)}")
     tmp.mkdir()
     try:
@@ -183,7 +184,9 @@ def make_sample(
         }
         write_text(tmp / "ground_truth.json", json.dumps(document, indent=1, sort_keys=True) + "\n")
         _replace(tmp, out, overwrite)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(error, OSError) and error.errno in NO_SPACE:  # a writer's error: no name
+            raise full(out, error, "nothing was kept") from None
         raise
     return {dataset: len(entries) for dataset, entries in truth.items()}

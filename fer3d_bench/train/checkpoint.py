@@ -9,17 +9,21 @@ Both files are written atomically; `metrics.jsonl` follows the checkpoint's hist
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
 from fer3d_bench.io import atomic_path, inside
-from fer3d_bench.records.io import RecordDamaged, read_jsonl
+from fer3d_bench.records.io import RecordDamaged, json_line, read_jsonl, record_file
 from fer3d_bench.records.result import renamed_history
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
+# The largest checkpoint read: it holds two backbones, the head and AdamW's two moments, about
+# 12 bytes a parameter (the paper's two EfficientNet-B2: ~0.2 GiB); 8 GiB is a model of some
+# 350 million parameters a backbone, beyond any that trains here. Above it a file is refused
+# unread, as is anything but a regular file (a FIFO would block the reader forever).
+MAX_CHECKPOINT_BYTES = 8 * 2**30
 # what a checkpoint holds, and the type each entry must have before any of it is used
 _CHECKPOINT_KEYS = {
     "model": dict,
@@ -40,8 +44,10 @@ def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
 
     Errors name the file: one that would build objects other than tensors and plain containers
     (a crafted pickle) is refused without being loaded; a truncated or damaged one, or one
-    missing an entry, is reported as damaged.
+    missing an entry or holding one of another type, is reported as damaged, naming the entry.
     """
+    path = Path(path)
+    record_file(path, what="checkpoint", max_bytes=MAX_CHECKPOINT_BYTES)
     try:
         saved = torch.load(path, map_location=device, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many kinds for a damaged file
@@ -55,17 +61,66 @@ def read_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict:
         raise RecordDamaged(
             path, f"damaged or truncated checkpoint ({problem}); delete it to train again"
         ) from None
-    wrong = [
-        key
-        for key, kind in _CHECKPOINT_KEYS.items()
-        if not isinstance(saved, dict) or not isinstance(saved.get(key), kind)
-    ]
-    if wrong:
-        raise RecordDamaged(path, f"not a fer3d-bench checkpoint (missing or wrong: {wrong})")
-    history = saved["history"]
-    if saved["epoch"] != len(history) or not all(isinstance(e, dict) for e in history):
-        raise RecordDamaged(path, "its epoch count and its history disagree")
+    problem = _layout_problem(saved)
+    if problem:
+        raise RecordDamaged(
+            path, f"not a fer3d-bench checkpoint: {problem}; delete it to train again"
+        )
     return saved
+
+
+def _layout_problem(saved: object) -> str | None:
+    """What is wrong with a loaded checkpoint's layout, or None: every entry a resumed run or
+    `explain` uses is there, of the type it is used as."""
+    if not isinstance(saved, dict):
+        return f"it holds {type(saved).__name__}, not a dict of entries"
+    wrong = [key for key, kind in _CHECKPOINT_KEYS.items() if not isinstance(saved.get(key), kind)]
+    if wrong:
+        return f"missing or wrong: {wrong}"
+    for key in ("model", "criterion"):
+        if not all(isinstance(k, str) and _is_tensor(v) for k, v in saved[key].items()):
+            return f"'{key}' is not a dict of tensors"
+    for key in ("optimizer", "centers_optimizer"):
+        state, groups = saved[key].get("state"), saved[key].get("param_groups")
+        if not isinstance(state, dict) or not isinstance(groups, list):
+            return f"'{key}' lacks its 'state' dict or its 'param_groups' list"
+        if not all(isinstance(s, dict) and all(map(_held, s.values())) for s in state.values()):
+            return f"'{key}' state is not dicts of tensors"
+        if not all(isinstance(g, dict) for g in groups):
+            return f"'{key}' param_groups are not dicts"
+    if saved["rng"].dtype != torch.uint8:
+        return "'rng' is not a byte tensor"
+    epoch, history = saved["epoch"], saved["history"]
+    if isinstance(epoch, bool) or epoch < 0:
+        return f"'epoch' must be a whole number >= 0, not {epoch!r}"
+    if not all(isinstance(e, dict) and all(map(_is_number, e.values())) for e in history):
+        return "'history' is not a list of epochs of numbers"
+    if epoch != len(history):
+        return f"its epoch count ({epoch}) and its history ({len(history)} epochs) disagree"
+    norm = saved["normalisation"]
+    if not (
+        all(_numbers(norm.get(k), 3) for k in ("rgb_mean", "rgb_std"))
+        and all(_is_number(norm.get(k)) for k in ("depth_mean", "depth_std"))
+    ):
+        return "'normalisation' needs rgb_mean and rgb_std (3 numbers each), depth_mean, depth_std"
+    return None
+
+
+def _is_tensor(value: object) -> bool:
+    return isinstance(value, torch.Tensor)
+
+
+def _held(value: object) -> bool:
+    """An optimiser's state for a parameter: tensors (SGD may keep a momentum buffer of None)."""
+    return value is None or isinstance(value, torch.Tensor)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _numbers(value: object, count: int) -> bool:
+    return isinstance(value, list | tuple) and len(value) == count and all(map(_is_number, value))
 
 
 def write_checkpoint(path: Path, state: dict) -> None:
@@ -90,7 +145,7 @@ def rewrite_metrics(path: Path, history: list[dict]) -> None:
             return  # as it should be: leave the file (and its bytes) alone
     except RecordDamaged:  # a line cut short by the kill: rewritten below
         pass
-    lines = [json.dumps(record, sort_keys=True) + "\n" for record in history]
+    lines = [json_line(record) for record in history]
     with atomic_path(path) as tmp:
         tmp.write_text("".join(lines))
 
@@ -99,4 +154,4 @@ def append_metrics(folder: Path, record: dict) -> None:
     """One finished epoch's line, appended to `folder`'s metrics.jsonl (never through a link
     out of the folder)."""
     with open(inside(folder, folder / METRICS), "a") as log:
-        log.write(json.dumps(record, sort_keys=True) + "\n")
+        log.write(json_line(record))

@@ -9,8 +9,9 @@ it back.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from fer3d_bench.errors import ConfigError
@@ -22,12 +23,128 @@ DEVICES = ("auto", "cpu", "cuda")  # auto: CUDA when available
 # attention at all), so that a run folder of the old network is refused, not silently resumed
 FUSIONS = ("attention", "sum", "rgb-attention")
 HEADS = ("transformer", "pool")
+# The timm architectures a model may be built on: the paper's (the TensorFlow-ported B2 the
+# HSEmotion face models were trained as), the plain B2, the B0s (the cpu-small preset, and the
+# HSEmotion B0 files), and timm's tiny test network (the tiny preset). Any other name is refused
+# wherever a configuration is read: an `hf-hub:`/`local-dir:` name would make timm fetch or read
+# files, and no other architecture is checked to work with the attention and the tokens.
+BACKBONES = (
+    "tf_efficientnet_b2",
+    "efficientnet_b2",
+    "tf_efficientnet_b0",
+    "efficientnet_b0",
+    "test_efficientnet",
+)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one configuration field accepts: a type and, for numbers, a range.
+
+    `kind` is "int" (a whole number, not a boolean), "number" (an int or a finite float),
+    "bool", or "choice" (one of `choices`). Upper bounds stand only where a value sizes memory
+    or time (a small file must not ask for a model or a batch that takes all memory), far above
+    any sensible value; a huge loss weight or learning rate only makes the fold diverge, which
+    the trainer reports.
+    """
+
+    kind: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # low itself excluded
+    high_open: bool = False
+    choices: tuple = ()
+
+    def accepts(self, value: object) -> bool:
+        if self.kind == "choice":
+            return isinstance(value, str) and value in self.choices
+        if self.kind == "bool":
+            return isinstance(value, bool)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if self.kind == "int" and not isinstance(value, int):
+            return False
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        low_ok = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        high_ok = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return low_ok and high_ok
+
+    def expected(self) -> str:
+        if self.kind == "choice":
+            return "one of " + ", ".join(self.choices)
+        if self.kind == "bool":
+            return "true or false"
+        what = "a whole number" if self.kind == "int" else "a finite number"
+        bounds = []
+        if self.low is not None:
+            bounds.append(f"{'>' if self.low_open else '>='} {_bound(self.low)}")
+        if self.high is not None:
+            bounds.append(f"{'<' if self.high_open else '<='} {_bound(self.high)}")
+        return f"{what} {' and '.join(bounds)}".rstrip()
+
+
+_WEIGHT = Rule("number", 0)  # a loss weight: zero turns its term off
+_RATE = Rule("number", 0, low_open=True)  # a learning rate
+RULES: dict[str, Rule] = {  # every key a configuration may set
+    "model.backbone": Rule("choice", choices=BACKBONES),
+    "model.token_dim": Rule("int", 1, 4096),
+    "model.heads": Rule("int", 1, 64),
+    "model.layers": Rule("int", 1, 64),
+    "model.mlp_hidden": Rule("int", 1, 16384),
+    "model.attention_modules": Rule("int", 1, 64),
+    "model.attention_reduction": Rule("int", 1, 4096),
+    "model.dropout": Rule("number", 0, 1, high_open=True),
+    "model.fusion": Rule("choice", choices=FUSIONS),
+    "model.head": Rule("choice", choices=HEADS),
+    "model.num_classes": Rule("int", 1, 10_000),
+    "model.input_size": Rule("int", 32, 1024),  # the last stage is 32x smaller: 1 px at 32
+    "loss.lambda1": _WEIGHT,
+    "loss.lambda2": _WEIGHT,
+    "loss.alpha": Rule("number", 0, 1),  # the centers' learning rate
+    "epochs": Rule("int", 1, 100_000),
+    "batch_size": Rule("int", 1, 65_536),
+    "effective_batch": Rule("int", 1, 1 << 20),
+    "lr_backbone": _RATE,
+    "lr_head": _RATE,
+    "final_lr": Rule("number", 0),
+    "pct_start": Rule("number", 0, 1, low_open=True, high_open=True),
+    "weight_decay": _WEIGHT,
+    "augment": Rule("bool"),
+    "seed": Rule("int", 0, 2**32 - 1),  # numpy's seeds
+    "workers": Rule("int", 0, 1024),
+    "amp": Rule("bool"),
+}
+
+
+def _bound(value: float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:g}"
+
+
+def check_value(key: str, value: object) -> None:
+    """ConfigError "KEY = VALUE: expected ..." unless RULES[key] accepts `value`."""
+    rule = RULES[key]
+    if not rule.accepts(value):
+        raise ConfigError(f"{key} = {_shown(value)}: expected {rule.expected()}")
+
+
+def _shown(value: object) -> str:
+    """A value as a message shows it: its repr cut short, or what kind of container it is."""
+    if isinstance(value, dict | list):
+        return "a table" if isinstance(value, dict) else "an array"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_fields(config: object, prefix: str) -> None:
+    for item in fields(config):
+        check_value(prefix + item.name, getattr(config, item.name))
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     # TensorFlow-ported B2 ("same" padding, batch-norm eps 1e-3), as HSEmotion's face models were
-    # built (docs: fer3d-bench weights inspect); any timm name with features_only support
+    # built (docs: fer3d-bench weights inspect); one of BACKBONES
     backbone: str = "tf_efficientnet_b2"
     token_dim: int = 256
     heads: int = 4
@@ -42,16 +159,14 @@ class ModelConfig:
     input_size: int = 260
 
     def __post_init__(self) -> None:
-        if self.fusion not in FUSIONS:
-            raise ConfigError(f"model fusion {self.fusion!r}: expected one of {FUSIONS}")
-        if self.head not in HEADS:
-            raise ConfigError(f"model head {self.head!r}: expected one of {HEADS}")
+        """Every field checked (RULES) wherever a config is made: a preset, an override, a
+        --config file, a result.json read back."""
+        _check_fields(self, "model.")
         if self.token_dim % self.heads:
             raise ConfigError(
-                f"model token_dim {self.token_dim} is not divisible by heads {self.heads}"
+                f"model.heads = {self.heads}: expected a divisor of model.token_dim "
+                f"({self.token_dim})"
             )
-        if self.attention_modules < 1:
-            raise ConfigError(f"model attention_modules {self.attention_modules}: expected >= 1")
 
 
 @dataclass(frozen=True)
@@ -61,6 +176,9 @@ class LossConfig:
     lambda1: float = 0.01
     lambda2: float = 10.0
     alpha: float = 0.5
+
+    def __post_init__(self) -> None:
+        _check_fields(self, "loss.")
 
 
 @dataclass(frozen=True)
@@ -79,6 +197,21 @@ class TrainConfig:
     seed: int = 0
     workers: int = 0  # DataLoader workers; at most the torch threads of the job, less one
     amp: bool = True  # CUDA only: bf16 where supported, else fp16 with a grad scaler
+
+    def __post_init__(self) -> None:
+        """Every field checked; the model and loss check theirs. Gradients accumulate whole
+        batches, so the effective batch is a multiple of the batch (another would silently
+        train with a different one than recorded)."""
+        if not isinstance(self.model, ModelConfig) or not isinstance(self.loss, LossConfig):
+            raise ConfigError("model and loss must be tables of settings")
+        for item in fields(self):
+            if item.name not in ("model", "loss"):
+                check_value(item.name, getattr(self, item.name))
+        if self.effective_batch % self.batch_size:
+            raise ConfigError(
+                f"effective_batch = {self.effective_batch}: expected a multiple of batch_size "
+                f"({self.batch_size}); gradients accumulate whole batches"
+            )
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -187,12 +320,25 @@ def protocol_train(protocol) -> dict:
     return dict(sorted(table_overrides(protocol.train_table, where).items()))
 
 
-def config_from_dict(values: dict) -> TrainConfig:
-    """The TrainConfig that `as_dict()` gave `values` (as stored in result.json)."""
-    values = dict(values)
-    model = ModelConfig(**values.pop("model"))
-    loss = LossConfig(**values.pop("loss"))
-    return TrainConfig(model=model, loss=loss, **values)
+def config_from_dict(values: object, where: Path | str | None = None) -> TrainConfig:
+    """The TrainConfig that `as_dict()` gave `values` (as stored in result.json), every field
+    checked: a ConfigError, naming `where` (the file the values were read from) if given."""
+    try:
+        if not isinstance(values, Mapping):
+            raise ConfigError("the configuration is not a table of settings")
+        values = dict(values)
+        model, loss = values.pop("model", {}), values.pop("loss", {})
+        if not isinstance(model, Mapping) or not isinstance(loss, Mapping):
+            raise ConfigError("the configuration's model and loss are not tables of settings")
+        keys = [*values, *(f"model.{k}" for k in model), *(f"loss.{k}" for k in loss)]
+        unknown = sorted(set(map(str, keys)) - set(config_keys()))
+        if unknown:
+            raise ConfigError(f"unknown configuration key(s) {', '.join(unknown)}")
+        return TrainConfig(model=ModelConfig(**model), loss=LossConfig(**loss), **values)
+    except ConfigError as err:
+        if where is None:
+            raise
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def config_keys() -> list[str]:
@@ -215,23 +361,37 @@ class ConfigFile:
 def load_config_file(path: Path) -> ConfigFile:
     """A TOML config: `preset`, training keys, [model]/[loss] tables, and optionally the
     [tuned] table `fer3d-bench tune` writes (provenance only, recorded with the run); unknown
-    keys are refused by name."""
+    keys are refused by name, and every value is checked (RULES) before it is used: errors
+    name the file, the key and what was expected. (read_toml refuses what is no regular file,
+    too large or nested too deep.)"""
     path = Path(path)
     data = read_toml(path, what="config file")
     preset = data.pop("preset", None)
     tuned = data.pop("tuned", None)
-    if preset is not None and preset not in PRESETS:
-        raise ConfigError(f"{path}: preset {preset!r} is not one of {sorted(PRESETS)}")
-    if tuned is not None and not isinstance(tuned, dict):
-        raise ConfigError(f"{path}: [tuned] must be a table (what `fer3d-bench tune` wrote)")
+    if preset is not None and not (isinstance(preset, str) and preset in PRESETS):
+        raise ConfigError(
+            f"{path}: preset = {_shown(preset)}: expected one of {', '.join(PRESETS)}"
+        )
+    if tuned is not None and not _flat_table(tuned):
+        raise ConfigError(
+            f"{path}: [tuned] must be a table of strings, numbers and booleans (what "
+            "`fer3d-bench tune` wrote)"
+        )
     overrides = table_overrides(data, f"{path}", "preset, tuned, ")
     source = {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
     return ConfigFile(preset, overrides, source | ({"tuned": tuned} if tuned else {}))
 
 
+def _flat_table(value: object) -> bool:
+    return isinstance(value, dict) and all(
+        isinstance(v, str | int | float | bool) for v in value.values()
+    )
+
+
 def table_overrides(data: Mapping, where: str, also: str = "") -> dict:
     """Dotted overrides from a TOML table (`[model]`/`[loss]` sub-tables or dotted keys);
-    unknown keys are refused, naming `where` they were found."""
+    unknown keys and values that break a rule (RULES, and the two rules between fields the
+    table sets both of) are refused, naming `where` they were found."""
     overrides = {}
     for key, value in data.items():
         if isinstance(value, dict) and key in ("model", "loss"):
@@ -244,4 +404,21 @@ def table_overrides(data: Mapping, where: str, also: str = "") -> dict:
             f"{where}: unknown configuration key(s) {', '.join(unknown)}; "
             f"known: {also}{', '.join(config_keys())}"
         )
+    try:
+        for key, value in overrides.items():
+            check_value(key, value)
+        _check_pairs(overrides)
+    except ConfigError as err:
+        raise ConfigError(f"{where}: {err}") from None
     return overrides
+
+
+def _check_pairs(overrides: Mapping) -> None:
+    """The rules between two fields, where one table sets both (with only one, the other comes
+    from the preset, and the config made of them is checked when it is made)."""
+    if {"model.token_dim", "model.heads"} <= overrides.keys():
+        ModelConfig(token_dim=overrides["model.token_dim"], heads=overrides["model.heads"])
+    if {"batch_size", "effective_batch"} <= overrides.keys():
+        TrainConfig(
+            batch_size=overrides["batch_size"], effective_batch=overrides["effective_batch"]
+        )

@@ -19,7 +19,6 @@ DataLoader reads them from the file. Both give the same batches, so the same run
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -28,9 +27,10 @@ import numpy as np
 import torch
 
 from fer3d_bench.dataset import H5Dataset
-from fer3d_bench.io import atomic_path
+from fer3d_bench.io import atomic_path, output_folder
 from fer3d_bench.processes import folder_lock
 from fer3d_bench.progress import progress as progress_bar
+from fer3d_bench.records.io import json_text
 from fer3d_bench.train.checkpoint import (
     CHECKPOINT,
     METRICS,
@@ -78,8 +78,7 @@ def train(
     fold's samples on the device and augment there (None: on CUDA only); the history,
     predictions and weights are the same either way.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = output_folder(out)
     dev = torch_device(placement)
     torch.manual_seed(config.seed)
     checkpoint = out / CHECKPOINT
@@ -89,7 +88,7 @@ def train(
         if weights is not None and weights.path is not None:
             report = load_backbone_weights(fit.model.backbones(), config.model.backbone, weights)
             with atomic_path(out / WEIGHTS_REPORT) as tmp:
-                tmp.write_text(json.dumps(asdict(report), indent=1))
+                tmp.write_text(json_text(asdict(report)))
         fit.model.to(dev, memory_format=fit.layout)
         if checkpoint.exists():
             resume(fit, checkpoint)

@@ -7,13 +7,13 @@ conv head), which keeps a spatial grid for the attention and the tokens.
 
 from __future__ import annotations
 
-import timm
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from fer3d_bench.errors import ConfigError, Fer3dError
-from fer3d_bench.train.config import ModelConfig
+from fer3d_bench.train.config import BACKBONES, ModelConfig
+from fer3d_bench.weights.hub import offline_timm
 
 
 class SpatialAttention(nn.Module):
@@ -138,11 +138,17 @@ class FerNet(nn.Module):
 
 
 def build_backbone(name: str) -> nn.Module:
-    """A features_only timm model returning only its last stage (the deepest spatial grid)."""
-    try:
-        probe = timm.create_model(name, pretrained=False, features_only=True)
-    except RuntimeError as err:  # timm raises RuntimeError for unknown names
-        raise ConfigError(f"backbone {name!r} is not a timm model: {err}") from err
+    """A features_only timm model returning only its last stage (the deepest spatial grid).
+
+    Every model the toolkit builds comes through here, whatever config it came from (a preset,
+    a --config file, a result.json being explained): only a name of BACKBONES is built, never
+    pretrained and with the hub offline, so no name (`hf-hub:...`, `local-dir:...`, a URL, a
+    path) makes timm download or read anything. ModelConfig refuses such names earlier, naming
+    the field; this keeps the rule where timm is called."""
+    if not isinstance(name, str) or name not in BACKBONES:
+        raise ConfigError(f"model.backbone = {name!r}: expected one of {', '.join(BACKBONES)}")
+    timm = offline_timm()
+    probe = timm.create_model(name, pretrained=False, features_only=True)
     last = len(probe.feature_info) - 1
     return timm.create_model(name, pretrained=False, features_only=True, out_indices=(last,))
 

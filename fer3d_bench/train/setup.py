@@ -14,7 +14,7 @@ import torch
 from fer3d_bench.dataset import H5Dataset
 from fer3d_bench.dataset.statistics import Normalisation, fold_statistics
 from fer3d_bench.errors import Fer3dError
-from fer3d_bench.records.io import RecordDamaged
+from fer3d_bench.records.io import RecordDamaged, shown
 from fer3d_bench.records.result import renamed_history
 from fer3d_bench.train.checkpoint import read_checkpoint
 from fer3d_bench.train.config import TrainConfig
@@ -119,13 +119,25 @@ def one_cycle(optimizer, max_lrs: list[float], steps: int, config: TrainConfig):
 
 
 def resume(fit: Fit, checkpoint: Path) -> None:
-    """Continue from the checkpoint of an interrupted run of exactly this fold and config."""
+    """Continue from the checkpoint of an interrupted run of exactly this fold and config.
+
+    `read_checkpoint` checked its layout; what only this fit can tell is checked here before
+    training goes on (a value that loads but does not fit would fail an epoch later, far from
+    the file): its epoch within the configuration's, its learning-rate schedule this one's,
+    and its optimiser state of its parameters' shapes. Each problem names the file.
+    """
     saved = read_checkpoint(checkpoint, fit.device)
     signature = dict(saved["signature"])
     if "val" in signature:  # written before 0.8, when the test fold was called "val"
         signature["test"] = signature.pop("val")
     if signature != fit.signature:
         raise Fer3dError(f"{checkpoint} belongs to another configuration or fold")
+    problem = None
+    if saved["epoch"] > fit.config.epochs:
+        problem = f"epoch {saved['epoch']} of a configuration of {fit.config.epochs} epochs"
+    problem = problem or _schedule_problem(saved["scheduler"], fit.scheduler.state_dict())
+    if problem:
+        raise RecordDamaged(checkpoint, f"does not fit this run ({problem}); delete it")
     try:
         fit.model.load_state_dict(saved["model"])
         fit.criterion.load_state_dict(saved["criterion"])
@@ -133,11 +145,54 @@ def resume(fit: Fit, checkpoint: Path) -> None:
         fit.centers_opt.load_state_dict(saved["centers_optimizer"])
         fit.scheduler.load_state_dict(saved["scheduler"])
         torch.set_rng_state(saved["rng"].cpu())
-    except (RuntimeError, KeyError, ValueError, TypeError) as exc:
-        problem = str(exc).strip().splitlines()[0]
-        raise RecordDamaged(checkpoint, f"does not fit this model ({problem})") from None
+        problem = _state_problem(fit.optimizer) or _state_problem(fit.centers_opt)
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if problem:
+        raise RecordDamaged(checkpoint, f"does not fit this model ({problem})")
     fit.epoch = saved["epoch"]
     fit.history = [renamed_history(e) for e in saved["history"]]
+
+
+def _schedule_problem(saved: dict, fresh: dict) -> str | None:
+    """What keeps a saved one-cycle schedule from being this configuration's, or None.
+
+    Its length and phases follow from the configuration, so they must equal those of the one
+    just built; its position must lie within it; any other entry both know must be of the same
+    kind (an entry only one torch version knows is left to it).
+    """
+    for key in ("total_steps", "_schedule_phases"):
+        if key in fresh and saved.get(key) != fresh[key]:
+            return f"its schedule's {key} is {shown(saved.get(key))}, this one's {fresh[key]}"
+    last = saved.get("last_epoch")
+    if not isinstance(last, int) or isinstance(last, bool) or not 0 <= last <= fresh["total_steps"]:
+        return f"its schedule's step {shown(last)} is not within its {fresh['total_steps']} steps"
+    for key in saved.keys() & fresh.keys():
+        if not _same_kind(saved[key], fresh[key]):
+            return f"its schedule's {key} is {shown(saved[key])}"
+    return None
+
+
+def _same_kind(value: object, like: object) -> bool:
+    numbers = (int, float)
+    if isinstance(like, numbers) and not isinstance(like, bool):
+        return isinstance(value, numbers) and not isinstance(value, bool)
+    if isinstance(like, list):
+        return isinstance(value, list) and len(value) == len(like)
+    return type(value) is type(like)
+
+
+def _state_problem(optimizer: torch.optim.Optimizer) -> str | None:
+    """A loaded optimiser state that does not have its parameter's shape, or None."""
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            for name, value in optimizer.state.get(param, {}).items():
+                if isinstance(value, torch.Tensor) and value.dim() and value.shape != param.shape:
+                    return (
+                        f"optimiser state {name!r} of shape {list(value.shape)} for a "
+                        f"parameter of shape {list(param.shape)}"
+                    )
+    return None
 
 
 def checkpoint_state(fit: Fit) -> dict:

@@ -19,6 +19,7 @@ own, so workers sharing a journal from several hosts need clocks within the grac
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 import time
 import warnings
@@ -32,6 +33,9 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
 from optuna.trial import TrialState
 
+from fer3d_bench.errors import FileError
+from fer3d_bench.io import regular_file
+from fer3d_bench.records.io import is_int, shown
 from fer3d_bench.tune import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S, TuneError
 
 JOURNAL = "journal:"
@@ -41,6 +45,9 @@ MAX_RETRY = 3  # a trial lost with its worker this many times is left failed
 # what SQLite and PostgreSQL say when another worker created the tables or the version row first
 _CREATION_RACE = ("already exists", "unique constraint", "duplicate key")
 SQLITE_TIMEOUT_S = 60  # how long a worker waits for another's write to a shared SQLite file
+# The largest journal read: a trial writes a few KiB to it (its params, values and a heartbeat a
+# minute), so 1 GiB is hundreds of thousands of trials. A larger file is not a study of ours.
+MAX_JOURNAL_BYTES = 2**30
 
 
 @dataclass(frozen=True)
@@ -76,12 +83,53 @@ def open_storage(url: str, heartbeat: Heartbeat):
 
 
 def _journal(path: Path) -> JournalStorage:
+    """The journal at `path` (created if missing). One that is not an Optuna journal is
+    refused in one line naming it: Optuna itself fails on it with a traceback of its own, at
+    once or, for a bad last line, only once a worker appends the next."""
     if not path.name:
         raise TuneError("--storage journal:PATH needs a file path after 'journal:'")
     if not path.parent.is_dir():
         raise TuneError(f"{path}: journal folder {path.parent} does not exist")
-    backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
-    return JournalStorage(backend)
+    if path.exists():
+        _check_journal(path)
+    try:
+        backend = JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path)))
+        storage = JournalStorage(backend)  # replays the whole log
+        storage.get_all_studies()
+    except Exception as exc:  # noqa: BLE001 - a log Optuna cannot replay fails in many ways
+        problem = _first_line(exc)
+        raise TuneError(
+            f"{path}: not an Optuna journal (Optuna cannot replay it: {problem})"
+        ) from None
+    return storage
+
+
+def _check_journal(path: Path) -> None:
+    """A regular file of at most MAX_JOURNAL_BYTES whose every complete line is a JSON object
+    with an integer `op_code`, as Optuna writes them. A last line without its newline may be
+    one another worker is writing: it is left to Optuna."""
+    try:
+        regular_file(path, what="Optuna journal", max_bytes=MAX_JOURNAL_BYTES)
+    except FileError as error:
+        raise TuneError(str(error)) from None
+    with open(path, "rb") as log:
+        for number, line in enumerate(log, 1):
+            if not line.endswith(b"\n"):
+                return
+            try:
+                entry = json.loads(line)
+            except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested too deeply
+                entry = None
+            if not isinstance(entry, dict) or not is_int(entry.get("op_code")):
+                raise TuneError(
+                    f"{path}: not an Optuna journal (line {number} is not one of its entries: "
+                    f"{shown(line.decode('utf-8', 'replace').strip())})"
+                )
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
 
 
 def _rdb(url: str, heartbeat: Heartbeat) -> RDBStorage:

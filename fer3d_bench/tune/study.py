@@ -40,7 +40,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from fer3d_bench import __version__
 from fer3d_bench.dataset import H5Dataset
-from fer3d_bench.io import inside
+from fer3d_bench.io import inside, output_folder
 from fer3d_bench.processes import HOST
 from fer3d_bench.splits import MANIFESTS_DIR, Protocol
 from fer3d_bench.train import loop
@@ -133,8 +133,7 @@ def tune(spec: TuneSpec, echo: Echo = print) -> TuneOutcome:
     config = trial_config(spec.preset, base, split.protocol)
     setup = setup_record(spec, split, config)
     study = open_study(spec, setup)
-    work = spec.work_dir
-    work.mkdir(parents=True, exist_ok=True)
+    work = output_folder(spec.work_dir)
     if storage_kind(spec.storage) == JOURNAL_KIND:
         fail_stale_journal_trials(study, spec.heartbeat)
     if _count(study, (TrialState.COMPLETE,)) < spec.trials:
@@ -203,6 +202,8 @@ def open_study(spec: TuneSpec, setup: dict) -> optuna.Study:
     if SETUP not in study.user_attrs:
         study.set_user_attr(SETUP, setup)
     recorded = study.user_attrs[SETUP]
+    if not isinstance(recorded, dict):
+        raise TuneError(f"{where}: not a study of `fer3d-bench tune` (its {SETUP} is not a record)")
     differ = sorted(k for k in {*recorded, *setup} if recorded.get(k) != setup.get(k))
     if differ:
         text = "; ".join(f"{k}: {recorded.get(k)!r}, not {setup.get(k)!r}" for k in differ[:4])

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from fer3d_bench.weights.errors import WeightsError
 from fer3d_bench.weights.files import existing_file, read_safetensors
 from fer3d_bench.weights.known import is_safetensors, refuse_other_architecture
+from fer3d_bench.weights.limits import check_torch_file
 from fer3d_bench.weights.request import PretrainedWeights
 
 
@@ -77,8 +78,10 @@ def load_backbone_weights(
 
 def read_state_dict(path: Path, trust_pickle: bool) -> tuple[dict[str, Tensor], str]:
     """(state dict, "state_dict" | "pickle") of a torch file: the safe loader first, the
-    pickle only if trusted (warned about)."""
+    pickle only if trusted (warned about); the file is checked against limits.py's bounds
+    before either reads it."""
     path = existing_file(path)
+    check_torch_file(path)
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # unpickling errors come in many types; all mean "not safe"
@@ -123,7 +126,7 @@ def state_dict_of(path: Path, loaded: object) -> dict[str, Tensor]:
             if isinstance(loaded.get(wrapper), Mapping):
                 loaded = loaded[wrapper]
                 break
-        tensors = {k: v for k, v in loaded.items() if isinstance(v, Tensor)}
+        tensors = {k: v for k, v in loaded.items() if isinstance(k, str) and isinstance(v, Tensor)}
         if tensors:
             return {k.removeprefix("module."): v for k, v in tensors.items()}
     raise WeightsError(path, f"holds a {type(loaded).__name__}, not model weights")

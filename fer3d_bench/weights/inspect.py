@@ -11,11 +11,10 @@ import functools
 from dataclasses import dataclass
 from pathlib import Path
 
-import timm
-
 from fer3d_bench.weights import known as table
 from fer3d_bench.weights.files import read_weights, split_head
-from fer3d_bench.weights.known import FileHashes, KnownWeights, file_hashes
+from fer3d_bench.weights.hub import offline_timm
+from fer3d_bench.weights.known import FileHashes, Identity, KnownWeights, file_hashes
 
 CANDIDATES = ("tf_efficientnet_b2", "efficientnet_b2", "tf_efficientnet_b0", "efficientnet_b0")
 
@@ -31,12 +30,13 @@ class Inspection:
     names: list[str]  # classes a pickle named
     metadata: dict[str, str]
     fits: list[str]  # candidate architectures whose backbone tensors match exactly
+    identity: Identity  # for a safetensors file, what its metadata claims, verified or not
 
 
 @functools.cache
 def backbone_shapes(architecture: str) -> dict[str, tuple[int, ...]]:
     """The tensors of a timm model without its classifier (no weights are fetched)."""
-    model = timm.create_model(architecture, pretrained=False, num_classes=0)
+    model = offline_timm().create_model(architecture, pretrained=False, num_classes=0)
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
 
 
@@ -57,6 +57,7 @@ def inspect_weights(path: Path, candidates=CANDIDATES) -> Inspection:
         sorted(set(weights.names)),
         weights.metadata,
         fits,
+        table.identify(path, hashes),
     )
 
 
@@ -81,6 +82,15 @@ def describe(found: Inspection) -> str:
             f"  imported from {meta['source_file']} (known: {meta.get('known', 'unknown')}, "
             f"sha256 {meta.get('source_sha256')})"
         )
+    claim = found.identity
+    if claim.known and not found.known:  # a claim of the metadata, not the file's own hash
+        if claim.verified:
+            lines.append(
+                f"  identity: {claim.known.name}, verified (the tensors hash to what the "
+                "import recorded)"
+            )
+        else:
+            lines.append(f"  identity: {claim.known.name} claimed, not verified ({claim.why})")
     if found.names:
         tf = any(name.endswith(".Conv2dSame") for name in found.names)
         lines.append(f"  pickle names {len(found.names)} globals; only tensor rebuilders were used")

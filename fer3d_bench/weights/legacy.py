@@ -22,6 +22,7 @@ import torch._utils
 from torch import Tensor
 
 from fer3d_bench.weights.errors import WeightsError
+from fer3d_bench.weights.limits import MAX_DEPTH, MAX_ENTRIES, MAX_NAME, check_torch_file
 
 # The only globals a pickle gets for real: they rebuild tensors from the file's own storages
 # (torch resolves storage types itself before asking the unpickler).
@@ -70,8 +71,10 @@ class Legacy:
 
 
 def load_legacy(path: Path) -> Legacy:
-    """Unpickle `path` (a torch zip or legacy file) with stand-ins; tensors come back real."""
+    """Unpickle `path` (a torch zip or legacy file) with stand-ins; tensors come back real.
+    The file is checked against the limits first (limits.check_torch_file)."""
     path = Path(path)
+    check_torch_file(path)
     if zipfile.is_zipfile(path) and any(
         n.endswith("/constants.pkl") for n in zipfile.ZipFile(path).namelist()
     ):
@@ -103,17 +106,34 @@ def load_legacy(path: Path) -> Legacy:
 
 def tensors_of(root: object, path: Path) -> dict[str, Tensor]:
     """`name -> tensor` as `state_dict()` would name them, from a recorded module tree, a state
-    dict, or a checkpoint that wraps either under `state_dict`/`model`/`state_dict_ema`."""
+    dict, or a checkpoint that wraps either under `state_dict`/`model`/`state_dict_ema`.
+
+    The pickle built the tree, so it may be anything: wrappers nested without end or in a
+    cycle, modules shared by many parents (a few kilobytes can then name more paths than there
+    are atoms). The walk is bounded (MAX_DEPTH, MAX_ENTRIES, MAX_NAME) and refuses what exceeds
+    it.
+    """
+    for _ in range(MAX_DEPTH):
+        wrapper = _wrapper(root)
+        if wrapper is None:
+            break
+        root = root[wrapper]
+    else:
+        raise WeightsError(path, f"holds checkpoints wrapped more than {MAX_DEPTH} deep")
     if isinstance(root, Mapping):
-        for wrapper in ("state_dict", "model", "state_dict_ema"):
-            if wrapper in root:
-                return tensors_of(root[wrapper], path)
-        tensors = {k: v for k, v in root.items() if isinstance(v, Tensor)}
+        tensors = {k: v for k, v in root.items() if isinstance(k, str) and isinstance(v, Tensor)}
         if tensors:
             return {k.removeprefix("module."): v.detach() for k, v in tensors.items()}
     elif _module_state(root) is not None:
-        return _module_tensors(root, "")
-    raise WeightsError(path, f"holds no module or state dict (found {root!r:.80})")
+        return _module_tensors(root, path)
+    raise WeightsError(path, f"holds no module or state dict (found a {type(root).__name__})")
+
+
+def _wrapper(root: object) -> str | None:
+    """The key under which a checkpoint keeps its weights, or None if `root` is no wrapper."""
+    if isinstance(root, Mapping):
+        return next((k for k in ("state_dict", "model", "state_dict_ema") if k in root), None)
+    return None
 
 
 def _module_state(obj: object) -> dict | None:
@@ -124,27 +144,51 @@ def _module_state(obj: object) -> dict | None:
     return state if isinstance(state, dict) and "_parameters" in state else None
 
 
-def _module_tensors(module: object, prefix: str) -> dict[str, Tensor]:
-    """Parameters, then persistent buffers, then submodules: `Module.state_dict()`'s order."""
-    state = _module_state(module)
-    if state is None:
-        return {}
-    tensors = {
-        prefix + name: value.detach()
-        for name, value in state["_parameters"].items()
-        if isinstance(value, Tensor)
-    }
-    skip = _as_set(state.get("_non_persistent_buffers_set"))
-    for name, value in (state.get("_buffers") or {}).items():
-        if isinstance(value, Tensor) and name not in skip:
-            tensors[prefix + name] = value.detach()
-    for name, child in (state.get("_modules") or {}).items():
-        tensors |= _module_tensors(child, f"{prefix}{name}.")
+def _module_tensors(root: object, path: Path) -> dict[str, Tensor]:
+    """Parameters, then persistent buffers, then submodules: `Module.state_dict()`'s order,
+    walked depth first without recursion. Every entry looked at counts against MAX_ENTRIES,
+    and a dotted name may be at most MAX_NAME characters long (MAX_DEPTH levels at most)."""
+    tensors: dict[str, Tensor] = {}
+    pending = [(root, "", 0)]
+    seen = 0
+    while pending:
+        module, prefix, depth = pending.pop()
+        state = _module_state(module)
+        if state is None:
+            continue
+        if depth > MAX_DEPTH:
+            raise WeightsError(path, f"its module tree is more than {MAX_DEPTH} levels deep")
+        entries = [_items(state["_parameters"]), _items(state.get("_buffers"))]
+        entries.append(_items(state.get("_modules")))
+        seen += 1 + sum(map(len, entries))
+        if seen > MAX_ENTRIES:
+            raise WeightsError(
+                path,
+                f"its module tree names more than {MAX_ENTRIES:,} modules and tensors "
+                "(modules shared over and over?); refused",
+            )
+        if any(len(prefix) + len(name) >= MAX_NAME for table in entries for name, _ in table):
+            raise WeightsError(path, f"its module tree has names over {MAX_NAME} characters")
+        parameters, buffers, children = entries
+        skip = _as_set(state.get("_non_persistent_buffers_set"))
+        for name, value in parameters + [(n, v) for n, v in buffers if n not in skip]:
+            if isinstance(value, Tensor):
+                tensors[prefix + name] = value.detach()
+        pending.extend((child, f"{prefix}{name}.", depth + 1) for name, child in reversed(children))
     return tensors
+
+
+def _items(table: object) -> list[tuple[str, object]]:
+    """A pickled module dict's (name, value) pairs with string names; nothing for another type."""
+    if not isinstance(table, Mapping):
+        return []
+    return [(k, v) for k, v in table.items() if isinstance(k, str)]
 
 
 def _as_set(value: object) -> set:
     """A pickled set: real (protocol 4) or a stand-in for `builtins.set` holding its list."""
     if isinstance(value, StandIn):
-        return set(value._args[0]) if value._args else set()
-    return set(value) if isinstance(value, set | frozenset | list | tuple) else set()
+        value = value._args[0] if value._args else ()
+    if not isinstance(value, set | frozenset | list | tuple):
+        return set()
+    return {v for v in value if isinstance(v, str)}

@@ -175,8 +175,8 @@ def test_files_that_are_not_merged_files_are_named_errors(merged, tmp_path):
     with h5py.File(no_rgb, "a") as h5:
         del h5["rgb"]
     expected = {
-        tmp_path / "absent.h5": "no such file",
-        tmp_path: "not a file",
+        tmp_path / "absent.h5": "merged file not found",
+        tmp_path: "merged file is a folder",
         garbage: "not an HDF5 file",
         truncated: "truncated or damaged, HDF5 cannot open it (",
         plain: "not a merged fer3d-bench file (no schema_version, classes, fingerprint attribute)",

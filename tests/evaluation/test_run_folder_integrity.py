@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from click.testing import CliRunner
-from runs import small_spec
+from runs import diverging, small_spec
 
 from fer3d_bench.cli import main
 from fer3d_bench.evaluation.job import BUSY, run_fold
@@ -16,7 +16,6 @@ from fer3d_bench.evaluation.plan import plan as make_plan
 from fer3d_bench.io import atomic_path
 from fer3d_bench.processes import HOST, LOCK_FILE
 from fer3d_bench.train import loop
-from fer3d_bench.train.config import with_overrides
 
 FOLDS = ["bu3dfe-legacy/0/0", "bu3dfe-legacy/0/1", "bu3dfe-legacy/1/0", "bu3dfe-legacy/1/1"]
 ENV = dict(os.environ, FER3D_PROGRESS="off")
@@ -105,7 +104,8 @@ def test_evaluate_exits_non_zero_when_a_fold_failed_and_still_writes_the_report(
 
     def second_fold_diverges(fold, out, config, *args, **kwargs):
         if str(out).endswith("0/1"):
-            config = with_overrides(config, **{"loss.lambda1": 1e39})
+            with diverging():
+                return real(fold, out, config, *args, **kwargs)
         return real(fold, out, config, *args, **kwargs)
 
     monkeypatch.setattr(loop, "train", second_fold_diverges)

@@ -66,9 +66,14 @@ def test_write_json_is_canonical_and_atomic(tmp_path):
     target = write_json(tmp_path / "a.json", {"b": 1, "a": [1, 2]})
     assert target.read_text() == '{\n "a": [\n  1,\n  2\n ],\n "b": 1\n}\n'
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]  # no temporary left behind
-    with pytest.raises(ValueError):
-        write_json(tmp_path / "nan.json", {"x": float("nan")}, strict=True)
-    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+    # JSON has no NaN: a non-finite number is written as null, in the report as everywhere
+    nan = write_json(tmp_path / "nan.json", {"x": float("nan"), "y": [float("-inf")]}, strict=True)
+    assert json.loads(nan.read_text(), parse_constant=_refuse) == {"x": None, "y": [None]}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "nan.json"]
+
+
+def _refuse(token):
+    raise AssertionError(f"{token} is not JSON")
 
 
 def test_run_info_round_trip_keeps_unknown_keys_and_fills_old_ones(tmp_path):
@@ -82,7 +87,7 @@ def test_run_info_round_trip_keeps_unknown_keys_and_fills_old_ones(tmp_path):
     old = RunInfo.from_json(older, Path("run.json"))
     assert old.backbone_weights is None and old.exclude_flagged is False
     broken = {**data, "protocols": {"p": {"version": "1.0.0", "kind": "kfold"}}}
-    with pytest.raises(SchemaMismatch, match=r"run.json: protocol 'p' lacks"):
+    with pytest.raises(SchemaMismatch, match=r"run.json: protocols.p lacks 'repetitions_total'"):
         RunInfo.from_json(broken, Path("run.json"))
     with pytest.raises(SchemaMismatch, match="not a fer3d-bench run"):
         RunInfo.from_json({**data, "schema": "fer3d-bench/result/1"}, Path("run.json"))
