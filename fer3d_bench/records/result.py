@@ -50,6 +50,10 @@ class FoldResult:
     finished: str | None = None
     fer3d_bench_version: str | None = None
     git_commit: str | None = None
+    # the epoch with the best test accuracy, for `--epoch-selection best-test` (optimistic: the
+    # test fold chooses it): {"epoch": 1-based, "accuracy", "predictions": like `predictions`};
+    # None where the fold did not record it (before 0.16, or a scored submission)
+    best_test: dict | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -69,8 +73,17 @@ class FoldResult:
     def ok(self) -> bool:
         return self.status == OK
 
+    def selected(self, selection: str) -> dict[str, dict] | None:
+        """The predictions of the epoch `selection` chooses: "last" (the fold's final epoch) or
+        "best-test" (the epoch of best test accuracy; None where it was not recorded)."""
+        if selection == "last":
+            return self.predictions
+        return None if self.best_test is None else self.best_test["predictions"]
+
     def to_json(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        if self.best_test is None:  # absent, as before it existed
+            del data["best_test"]
         return {**self.extra, **data, "job": self.job.to_json(), "schema": RESULT_SCHEMA}
 
     @classmethod
@@ -113,8 +126,22 @@ class FoldResult:
             finished=read.string("finished", **some),
             fer3d_bench_version=read.string("fer3d_bench_version", **some),
             git_commit=read.string("git_commit", **some),
+            best_test=_best_test(read),
             extra=read.extra(cls, also=("schema",)),
         )
+
+
+def _best_test(read: Fields) -> dict | None:
+    inner = read.nested("best_test", null=True)
+    if inner is None:
+        return None
+    inner.integer("epoch", min=1)
+    inner.number("accuracy")
+    for sample, given in inner.object("predictions").items():
+        entry = Fields(read.path, given, inner.at(f"predictions.{sample}"))
+        entry.string("true")
+        entry.string("pred")
+    return inner.data
 
 
 def _epoch(record: object) -> bool:

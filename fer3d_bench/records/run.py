@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from fer3d_bench.names import checked_name, checked_version
+from fer3d_bench.records.conditions import SELECTIONS, UNITS
 from fer3d_bench.records.io import (
     Fields,
     SchemaMismatch,
@@ -45,6 +46,16 @@ class ProtocolEntry:
     # before 0.10, which had no such table
     train_defaults: dict | None = None
     train_applied: dict | None = None
+    # the conditions of its numbers (records.conditions), recorded since 0.16: the unit its
+    # folds are dealt by, how each fold's reported epoch is chosen, whether the manifest is the
+    # one fer3d-bench publishes for the protocol, and its size. A run.json of an earlier
+    # version lacks them: its protocols all dealt by subject and reported the last epoch, and
+    # whether its manifest was the published one is not known (None)
+    unit: str = "subject"
+    epoch_selection: str = "last"
+    manifest_published: bool | None = None
+    subjects: int | None = None
+    samples: int | None = None
 
     @property
     def folds_planned(self) -> int:
@@ -56,7 +67,14 @@ class ProtocolEntry:
 
     def to_json(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in fields(self)}
-        optional = ("folds_run", "train_defaults", "train_applied")
+        optional = (
+            "folds_run",
+            "train_defaults",
+            "train_applied",
+            "manifest_published",
+            "subjects",
+            "samples",
+        )
         return {k: v for k, v in data.items() if not (k in optional and v is None)}
 
     @classmethod
@@ -76,6 +94,18 @@ class ProtocolEntry:
             seed=read.integer("seed", **some),
             train_defaults=read.object("train_defaults", **some),
             train_applied=read.object("train_applied", **some),
+            unit=read.string("unit", choices=UNITS, optional=True, default="subject"),
+            epoch_selection=read.string(
+                "epoch_selection", choices=SELECTIONS, optional=True, default="last"
+            ),
+            manifest_published=read.get(
+                "manifest_published",
+                lambda v: v is None or isinstance(v, bool),
+                "true, false or null",
+                optional=True,
+            ),
+            subjects=read.integer("subjects", min=0, **some),
+            samples=read.integer("samples", min=0, **some),
         )
 
 
