@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from fer3d_bench.names import checked_name
+from fer3d_bench.records.conditions import Conditions
 from fer3d_bench.records.io import (
     Fields,
     SchemaMismatch,
@@ -46,7 +47,7 @@ class _Record:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, _Record):
+    if isinstance(value, _Record | Conditions):
         return value.to_json()
     if isinstance(value, list):
         return [_plain(v) for v in value]
@@ -174,8 +175,14 @@ class Confusion(_Record):
     """The confusion counts summed over the ok folds (rows true, columns predicted, in the
     order of the classes) and the same matrix row-normalised."""
 
+    ONLY_IF_SET = ("fold_mean",)
+
     counts: list[list[int]]
     normalised: list[list[float]]
+    # each ok fold's row-normalised matrix, averaged over the folds, as the paper's figures
+    # average them (a class absent from a fold's test samples counts in no row of that fold);
+    # None in reports before 0.16
+    fold_mean: list[list[float | None]] | None = None
     extra: dict = field(default_factory=dict)
 
     def support(self) -> list[int]:
@@ -189,6 +196,12 @@ class Confusion(_Record):
         return cls(
             counts=read.get("counts", _matrix(size, is_int), f"{square} integers"),
             normalised=read.get("normalised", _matrix(size, is_number), f"{square} numbers"),
+            fold_mean=read.get(
+                "fold_mean",
+                _matrix(size, nullable(is_number)),
+                f"{square} numbers or nulls",
+                optional=True,
+            ),
             extra=read.extra(cls),
         )
 
@@ -243,7 +256,7 @@ class ReportGroup(_Record):
     """One (variant, protocol) of the report: the title that names every way it falls short
     of the full protocol, its aggregate, its training time and its figures."""
 
-    ONLY_IF_SET = ("differs_from_paper", "submitted")
+    ONLY_IF_SET = ("differs_from_paper", "submitted", "conditions")
 
     variant: str
     protocol: str
@@ -260,6 +273,8 @@ class ReportGroup(_Record):
     seconds: float  # the sum of its folds' seconds
     figures: list[str]  # relative to the run folder
     submitted: str | None = None  # the model whose submitted predictions it scores
+    # what its numbers were obtained under (records.conditions); None in reports before 0.16
+    conditions: Conditions | None = None
     extra: dict = field(default_factory=dict)
 
     @property
@@ -311,8 +326,14 @@ class ReportGroup(_Record):
             seconds=read.number("seconds"),
             figures=read.array("figures", is_str, "strings"),
             submitted=read.string("submitted", optional=True),
+            conditions=_conditions(read, where),
             extra=read.extra(cls),
         )
+
+
+def _conditions(read: Fields, where: str) -> Conditions | None:
+    value = read.object("conditions", null=True, optional=True)
+    return None if value is None else Conditions.from_json(value, read.path, f"{where}.conditions")
 
 
 def _pair(value: object) -> bool:

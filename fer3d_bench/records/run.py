@@ -51,11 +51,21 @@ class ProtocolEntry:
     # one fer3d-bench publishes for the protocol, and its size. A run.json of an earlier
     # version lacks them: its protocols all dealt by subject and reported the last epoch, and
     # whether its manifest was the published one is not known (None)
-    unit: str = "subject"
-    epoch_selection: str = "last"
+    unit: str | None = None
+    epoch_selection: str | None = None
     manifest_published: bool | None = None
     subjects: int | None = None
     samples: int | None = None
+
+    @property
+    def dealt_by(self) -> str:
+        """The unit its folds are dealt by: every protocol before 0.16 dealt by subject."""
+        return self.unit or "subject"
+
+    @property
+    def selection(self) -> str:
+        """How each fold's reported epoch is chosen: the last, before 0.16."""
+        return self.epoch_selection or "last"
 
     @property
     def folds_planned(self) -> int:
@@ -71,6 +81,8 @@ class ProtocolEntry:
             "folds_run",
             "train_defaults",
             "train_applied",
+            "unit",
+            "epoch_selection",
             "manifest_published",
             "subjects",
             "samples",
@@ -94,10 +106,8 @@ class ProtocolEntry:
             seed=read.integer("seed", **some),
             train_defaults=read.object("train_defaults", **some),
             train_applied=read.object("train_applied", **some),
-            unit=read.string("unit", choices=UNITS, optional=True, default="subject"),
-            epoch_selection=read.string(
-                "epoch_selection", choices=SELECTIONS, optional=True, default="last"
-            ),
+            unit=read.string("unit", choices=UNITS, **some),
+            epoch_selection=read.string("epoch_selection", choices=SELECTIONS, **some),
             manifest_published=read.get(
                 "manifest_published",
                 lambda v: v is None or isinstance(v, bool),

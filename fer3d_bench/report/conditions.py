@@ -24,7 +24,7 @@ def group_conditions(info: RunInfo, protocol: str, variant: str = "full") -> Con
     if info.submission is not None:  # someone else's model: only what they said
         stated = dict(info.submission.get("conditions") or {})
         return Conditions(
-            unit=entry.unit,  # the manifest deals the test folds: that much is ours to say
+            unit=entry.dealt_by,  # the manifest deals the test folds: that much is ours to say
             epoch_selection=stated.get("epoch_selection", NOT_STATED),
             epochs=stated.get("epochs"),
             input_size=stated.get("input_size"),
@@ -35,8 +35,8 @@ def group_conditions(info: RunInfo, protocol: str, variant: str = "full") -> Con
     config = flat_config(info.variants.get(variant, info.variants["full"]))
     config |= dict(entry.train_applied or {})
     return Conditions(
-        unit=entry.unit,
-        epoch_selection=entry.epoch_selection,
+        unit=entry.dealt_by,
+        epoch_selection=entry.selection,
         epochs=config.get("epochs"),
         input_size=config.get("model.input_size"),
         weights=weights_words(info.weights_record),
