@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs whatever is missing for fer3d-bench, and nothing else; safe to run again.
 #   system: libosmesa6 (offscreen OpenGL for pyrender), libusb-1.0-0 (open3d imports it),
-#           libgl1 and libglib2.0-0 (OpenCV, which the grad-cam package imports, links them)
+#           libgl1 and libglib2.0-0 (OpenCV, which the grad-cam package imports, links them),
+#           chromium (headless, for the tests that render the leaderboard page as a browser does)
 #   python: a virtual environment in .venv with the package and its dev extra
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +10,7 @@ VENV=${VENV:-.venv}
 
 missing=()
 if command -v dpkg >/dev/null 2>&1; then
-  for pkg in libosmesa6 libusb-1.0-0 libgl1 libglib2.0-0; do
+  for pkg in libosmesa6 libusb-1.0-0 libgl1 libglib2.0-0 chromium; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
   done
   python3 -c 'import ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)

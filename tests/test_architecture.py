@@ -19,16 +19,37 @@ PACKAGE = Path(__file__).parents[1] / "fer3d_bench"
 # room -> rooms it must never import: producers never import their consumers
 NEVER = {
     "formats": ("sources", "render", "dataset", "train", "evaluation", "report", "pipeline"),
-    "sources": ("render", "dataset", "splits", "train", "evaluation", "report", "pipeline"),
+    "sources": (
+        "render",
+        "dataset",
+        "splits",
+        "train",
+        "evaluation",
+        "report",
+        "pipeline",
+        "compare",
+    ),
     "render": ("dataset", "train", "evaluation", "report", "pipeline"),
     "dataset": ("splits", "manifests", "train", "evaluation", "report", "pipeline"),
     # splits deal names: no dataset file, no training, nothing that consumes manifests
-    "splits": ("dataset", "manifests", "train", "evaluation", "report", "pipeline", "tune"),
+    "splits": (
+        "dataset",
+        "manifests",
+        "train",
+        "evaluation",
+        "report",
+        "pipeline",
+        "tune",
+        "compare",
+    ),
     "manifests": ("train", "evaluation", "report", "pipeline", "tune", "folds", "cli"),
-    "records": ("train", "evaluation", "report", "pipeline", "render", "dataset"),
+    "records": ("train", "evaluation", "report", "pipeline", "render", "dataset", "compare"),
     "train": ("splits", "manifests", "evaluation", "report", "pipeline", "tune", "folds"),
     "evaluation": ("report", "pipeline", "cli", "tune", "folds"),
-    "report": ("evaluation", "train", "pipeline"),
+    "report": ("evaluation", "train", "pipeline", "compare", "leaderboard"),
+    # comparisons and the leaderboard read finished runs: they never train or plan
+    "compare": ("evaluation", "train", "pipeline", "cli", "tune", "folds", "leaderboard"),
+    "leaderboard": ("evaluation", "train", "pipeline", "cli", "tune", "folds"),
     "weights": ("train", "evaluation", "report", "pipeline", "cli"),
     "experiments": ("evaluation", "pipeline", "cli"),
     "explain": ("evaluation", "pipeline", "cli", "report"),
@@ -161,6 +182,10 @@ def test_no_function_local_imports_but_the_renderers_ordered_ones():
         "fer3d_bench.pipeline.splits",
         "fer3d_bench.cli.splits",
         "fer3d_bench.cli.report",
+        "fer3d_bench.compare",
+        "fer3d_bench.cli.compare",
+        "fer3d_bench.leaderboard",
+        "fer3d_bench.cli.leaderboard",
     ],
 )
 def test_planning_reporting_and_splits_never_import_torch(module):

@@ -31,6 +31,8 @@ COMMANDS = {  # name -> "module:command", in the order of the flow
     "tune": "fer3d_bench.cli.tune:tune",
     "report": "fer3d_bench.cli.report:report",
     "score": "fer3d_bench.cli.report:score",
+    "compare": "fer3d_bench.cli.compare:compare",
+    "leaderboard": "fer3d_bench.cli.leaderboard:leaderboard",
     "explain": "fer3d_bench.cli.explain:explain",
     "demo": "fer3d_bench.cli.evaluation:demo",
 }

@@ -10,6 +10,7 @@ import click
 from fer3d_bench.cli.options import (
     ablation_option,
     dataset_file,
+    epoch_selection_option,
     epochs_option,
     preset_option,
     stack,
@@ -23,6 +24,7 @@ from fer3d_bench.experiments import experiment_names, load_experiment
 from fer3d_bench.pipeline.demo import run_demo
 from fer3d_bench.pipeline.evaluate import TrainSpec, train_fold
 from fer3d_bench.pipeline.evaluate import evaluate as run_evaluation
+from fer3d_bench.pipeline.inflation import report_inflation
 from fer3d_bench.splits import MANIFESTS_DIR
 from fer3d_bench.train.checkpoint import CHECKPOINT
 from fer3d_bench.train.config import ConfigFile, load_config_file
@@ -74,6 +76,12 @@ def train(dataset, manifest, fold, repetition, out, preset, epochs, ablation, en
         raise click.ClickException(f"the fold failed: {result.reason}")
     accuracy = result.history[-1]["test_accuracy"]
     click.echo(f"test-fold accuracy {accuracy:.4f}; checkpoint {Path(out) / CHECKPOINT}")
+    if result.best_test is not None:
+        best = result.best_test
+        click.echo(
+            f"best test-fold accuracy {best['accuracy']:.4f}, epoch {best['epoch']} (optimistic: "
+            "chosen on the test fold; what --epoch-selection best-test reports)"
+        )
 
 
 def _run_options(function):
@@ -96,6 +104,7 @@ def _run_options(function):
         ),
         preset_option,
         epochs_option,
+        epoch_selection_option,
         click.option("--repetitions", type=at_least_one, help="Run only the first N repetitions."),
         click.option("--max-folds", type=at_least_one, help="Run only the first N folds of each."),
         launcher_option,
@@ -197,6 +206,9 @@ def _run(*, config_file, epochs, preset, manifests, jobs, wait, **options) -> No
     if outcome.report is None:
         return
     print_report(outcome.report)
+    if (spec.experiment or {}).get("inflation"):
+        click.echo("")
+        click.echo(report_inflation(spec.out, spec.experiment))
     failed = outcome.failed()
     if failed:
         click.echo(f"{len(failed)} fold(s) failed (the report lists them):", err=True)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from fer3d_bench.records.conditions import SELECTIONS
 from fer3d_bench.render.backends import BACKENDS
 from fer3d_bench.render.options import RANGES, RenderOptions
 from fer3d_bench.sources import SOURCES
@@ -141,6 +142,15 @@ preset_option = click.option(
     "--preset", type=click.Choice(list(PRESETS)), help="Training preset [default: paper]."
 )
 epochs_option = click.option("--epochs", type=int, help="Override the number of epochs.")
+epoch_selection_option = click.option(
+    "--epoch-selection",
+    type=click.Choice(SELECTIONS),
+    help="Which epoch's predictions each fold reports: last, or best-test (the epoch of best "
+    "test accuracy, as the paper's code reports: optimistic, since the test fold chooses it, "
+    "and labelled so). Recorded per protocol in run.json; an experiment may set it per "
+    "protocol [default: the experiment's, else last]. Every fold records both, so a resumed "
+    "run may change it, and its report then uses the new choice.",
+)
 
 
 def training_options(function):

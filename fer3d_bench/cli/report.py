@@ -8,6 +8,7 @@ import click
 
 from fer3d_bench import splits as sp
 from fer3d_bench.pipeline.score import score as run_score
+from fer3d_bench.records.conditions import SELECTIONS
 from fer3d_bench.report import ReportPaths, write_report
 from fer3d_bench.report.tables import format_tables
 
@@ -45,11 +46,58 @@ def report(run_dir) -> None:
 @click.option("--url", help="Where your model or paper is (as given).")
 @click.option("--description", help="Your own description of the model (as given).")
 @click.option("--variant", default="full", show_default=True, help="Of a file of several.")
-def score(protocol, predictions, out, manifests, model, url, description, variant) -> None:
+@click.option(
+    "--epoch-selection",
+    type=click.Choice(SELECTIONS),
+    help="How each fold's predictions were chosen: the last epoch, or the epoch with the best "
+    "test accuracy (optimistic). Absent: not stated.",
+)
+@click.option(
+    "--epochs", type=click.IntRange(min=1), help="Epochs trained per fold. Absent: not stated."
+)
+@click.option(
+    "--input-size",
+    type=click.IntRange(min=1),
+    help="Input size in pixels the model saw. Absent: not stated.",
+)
+@click.option(
+    "--weights",
+    help="The pretrained weights the model started from, in words (e.g. 'none', "
+    "'HSEmotion enet_b2_7'). Absent: not stated.",
+)
+@click.option(
+    "--test-seen",
+    help="Whether any choice (hyperparameters, epoch, early stopping) saw the test folds: 'no', "
+    "or what saw them. Absent: not stated.",
+)
+def score(
+    protocol,
+    predictions,
+    out,
+    manifests,
+    model,
+    url,
+    description,
+    variant,
+    epoch_selection,
+    epochs,
+    input_size,
+    weights,
+    test_seen,
+) -> None:
     """Score anyone's predictions exactly as evaluate scores ours: checked against the
     protocol's manifest (every test sample of a scored fold once, no training sample, known ids
-    and classes), aggregated by the protocol's rule, reported beside the published rows."""
+    and classes), aggregated by the protocol's rule, reported beside the published rows with
+    the conditions you state (how folds were dealt is the manifest's; what you leave out is
+    reported as not stated)."""
     given = {"model": model, "url": url, "description": description}
+    stated = {
+        "epoch_selection": epoch_selection,
+        "epochs": epochs,
+        "input_size": input_size,
+        "weights": weights,
+        "test_seen": test_seen,
+    }
     paths = run_score(
         protocol,
         predictions,
@@ -57,5 +105,6 @@ def score(protocol, predictions, out, manifests, model, url, description, varian
         manifests=manifests or sp.MANIFESTS_DIR,
         submission={k: v for k, v in given.items() if v},
         variant=variant,
+        conditions=stated,
     )
     print_report(paths)

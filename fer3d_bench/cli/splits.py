@@ -9,6 +9,11 @@ import click
 from fer3d_bench import splits as sp
 from fer3d_bench.pipeline.splits import generate_manifest, protocol_items, verify_manifest
 
+BY_SAMPLE = (
+    "folds dealt by sample: the same person is in train and test; it measures that leak, "
+    "it is not a benchmark"
+)
+
 
 @click.group()
 def splits() -> None:
@@ -34,6 +39,8 @@ def generate(names, dataset, naming_scheme, out) -> None:
             f"{protocol.name} {protocol.version}: {len(manifest)} samples, "
             f"sha256 {manifest.sha256} -> {written}"
         )
+        if manifest.unit == "sample":
+            click.echo(f"  {BY_SAMPLE}")
 
 
 @splits.command("verify")
@@ -58,4 +65,10 @@ def verify(manifest_path, dataset) -> None:
 @click.option("--repetition", default=0, show_default=True)
 def show(manifest_path, repetition) -> None:
     """Per-fold class table of one repetition of a manifest."""
-    click.echo(sp.read_manifest(manifest_path).table(repetition))
+    manifest = sp.read_manifest(manifest_path)
+    if not 0 <= repetition < manifest.repetitions:
+        raise click.BadParameter(
+            f"{manifest_path} has repetitions 0 to {manifest.repetitions - 1}",
+            param_hint="--repetition",
+        )
+    click.echo(manifest.table(repetition))

@@ -2,7 +2,10 @@
 
 A folder holds one dataset, one choice of flagged samples and pretrained weights, one
 configuration per variant and one manifest per protocol; anything else is refused before a
-single fold trains, with the keys that differ named.
+single fold trains, with the keys that differ named. How each fold's reported epoch is chosen
+(`epoch_selection`) is not among them: every fold records both the last epoch and the best-test
+one, so a resumed call may change it, and its protocols' entries (with what a newer version
+records of them: unit, manifest size) replace those recorded before.
 """
 
 from __future__ import annotations

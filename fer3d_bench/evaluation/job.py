@@ -2,8 +2,11 @@
 
 A job whose result.json already holds its identity is skipped; a diverging fold is recorded as
 failed (the others go on); a fold with no training or no test sample fails with that reason.
-A finished fold also leaves its test samples' embeddings (`records.embeddings`), written before
-the result.json that names them; a failed fold leaves none.
+Its result.json holds the last epoch's predictions and, as `best_test`, those of the first epoch
+of the best test accuracy (which one a report uses is the run's `--epoch-selection`, so both are
+always recorded). A finished fold also leaves its test samples' embeddings
+(`records.embeddings`), written before the result.json that names them; a failed fold leaves
+none.
 A job holds its fold folder's lock while it works: a second process (another `evaluate` on the
 same run folder) gets BUSY back for that fold instead of training it too, or, with `wait`,
 waits for the holder and then finds the fold finished (or resumes it, if the holder died).
@@ -126,10 +129,14 @@ def _train_and_test(job: FoldJob) -> FoldSummary:
         try:
             outcome = loop.train(fold, folder, config, placement, job.environment.weights)
             result.history, result.training_left_out = outcome.history, list(fold.left_out)
-            result.predictions = {
-                sid: {"true": truth[sid], "pred": names[k]}
-                for sid, k in sorted(outcome.predictions.items())
-            }
+            result.predictions = _labelled(outcome.predictions, truth, names)
+            best = outcome.best_test
+            if best is not None:
+                result.best_test = {
+                    "epoch": best.epoch,
+                    "accuracy": best.accuracy,
+                    "predictions": _labelled(best.predictions, truth, names),
+                }
             result.metrics = prediction_metrics(result.predictions, job.classes)
             result.embeddings = write_embeddings(folder, outcome.embeddings)  # before result.json
         except FloatingPointError as exc:  # diverged: this fold fails, the others go on
@@ -144,6 +151,11 @@ def _train_and_test(job: FoldJob) -> FoldSummary:
     output_folder(job.run_dir, folder)  # an empty fold never reached the trainer
     write_result(job.result_path, result)
     return summary_of(job, result, skipped=False)
+
+
+def _labelled(predictions: dict[str, int], truth: dict[str, str], names: list[str]) -> dict:
+    """Predicted class indices as result.json holds them: id -> {"true", "pred"} class names."""
+    return {sid: {"true": truth[sid], "pred": names[k]} for sid, k in sorted(predictions.items())}
 
 
 def summary_of(job: FoldJob, result: FoldResult, skipped: bool) -> FoldSummary:

@@ -19,10 +19,11 @@ from fer3d_bench.evaluation.folder import existing_result, merge_run_info
 from fer3d_bench.io import inside, output_folder
 from fer3d_bench.manifests import CheckedManifest, items_of
 from fer3d_bench.names import checked_name
+from fer3d_bench.records.conditions import SELECTIONS
 from fer3d_bench.records.job import JobIdentity, Training
 from fer3d_bench.records.provenance import environment, git_commit, now
 from fer3d_bench.records.run import ProtocolEntry, RunInfo, flat_config, write_run_info
-from fer3d_bench.splits import MANIFESTS_DIR, Protocol
+from fer3d_bench.splits import MANIFESTS_DIR, Protocol, manifest_path, read_manifest
 from fer3d_bench.train.config import (
     FULL,
     PAPER,
@@ -55,6 +56,10 @@ class EvalSpec:
     launcher: str = "local"
     config_source: dict | None = None  # the --config file: {"file", "sha256"[, "tuned"]}
     experiment: dict | None = None  # what `reproduce` runs (experiments.Experiment.record)
+    # how each fold's reported epoch is chosen (records.conditions.SELECTIONS), every protocol;
+    # None: the experiment's [epoch_selection] for it, else "last". Every fold records both,
+    # so it is no part of a job's identity: a resumed run may change it
+    epoch_selection: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,10 @@ class Plan:
 def plan(spec: EvalSpec, runtime: Runtime | None = None) -> Plan:
     """Check everything, write run.json, and list the fold jobs; trains nothing."""
     runtime = runtime or Runtime(device=spec.environment.placement.device)
+    if spec.epoch_selection is not None and spec.epoch_selection not in SELECTIONS:
+        raise ConfigError(
+            f"epoch selection {spec.epoch_selection!r}: expected one of {', '.join(SELECTIONS)}"
+        )
     variants = variant_configs(spec.preset, spec.overrides, spec.ablations)
     with H5Dataset(spec.dataset) as data:
         fingerprint, items = data.fingerprint, items_of(data)
@@ -179,7 +188,31 @@ def _protocol_entry(found: CheckedManifest, spec: EvalSpec) -> ProtocolEntry:
             for key, value in applied_protocol_train(spec.preset, train).items()
             if key not in spec.overrides
         },
+        unit=protocol.unit,
+        epoch_selection=epoch_selection(protocol, spec),
+        manifest_published=is_published(found),
+        subjects=len({entry.subject for entry in manifest.samples().values()}),
+        samples=len(manifest),
     )
+
+
+def epoch_selection(protocol: Protocol, spec: EvalSpec) -> str:
+    """How each fold's reported epoch is chosen for `protocol` in this run: --epoch-selection
+    where given, else the experiment's [epoch_selection] for it, else the last epoch."""
+    table = (spec.experiment or {}).get("epoch_selection") or {}
+    return spec.epoch_selection or table.get(protocol.name) or "last"
+
+
+def is_published(found: CheckedManifest) -> bool:
+    """Whether the manifest used is the one fer3d-bench publishes for its protocol and version
+    (the same sha256 as the installed `data_manifests/<name>/<version>.json`); False where it
+    publishes none."""
+    published = manifest_path(MANIFESTS_DIR, found.protocol)
+    if not published.is_file():
+        return False
+    if published.resolve() == Path(found.path).resolve():
+        return True
+    return read_manifest(published).sha256 == found.manifest.sha256
 
 
 def _fold_jobs(

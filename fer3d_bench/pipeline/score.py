@@ -7,6 +7,12 @@ sample predicted twice in one fold. A fold with some predictions must have all i
 predicted (the first missing ones are named); folds with none are missing from the report and
 counted in its title as truncation, as for our own runs. No dataset is needed: the true labels
 are the manifest's.
+
+The submitter may state the conditions their predictions were obtained under (how each fold's
+epoch was chosen, epochs, input size, weights, whether a choice saw the test folds): what they
+state is recorded in run.json's `submission["conditions"]` and shown beside the scores, what
+they do not is "not stated". How the test folds were dealt is the manifest's, so that is ours
+to say.
 """
 
 from __future__ import annotations
@@ -22,12 +28,14 @@ from fer3d_bench.io import atomic_path, output_folder
 from fer3d_bench.manifests import CheckedManifest
 from fer3d_bench.metrics import prediction_metrics
 from fer3d_bench.names import checked_name
+from fer3d_bench.records.conditions import SELECTIONS
 from fer3d_bench.records.job import FULL, JobIdentity
 from fer3d_bench.records.predictions import Prediction, PredictionsError, read_predictions
 from fer3d_bench.records.provenance import now
 from fer3d_bench.records.result import OK, FoldResult, write_result
 from fer3d_bench.records.run import ProtocolEntry, RunInfo, write_run_info
 from fer3d_bench.report import ReportPaths, write_report
+from fer3d_bench.report.conditions import published_sha256
 from fer3d_bench.splits import MANIFESTS_DIR
 
 
@@ -38,13 +46,17 @@ def score(
     manifests: Path = MANIFESTS_DIR,
     submission: dict | None = None,
     variant: str = FULL,
+    conditions: dict | None = None,
 ) -> ReportPaths:
     """report.md / report.json of `predictions` on `protocol`, in the run folder `out`.
 
     `submission` (model, url, description: the submitter's own words) goes into the report as
-    given. From a file of several protocols or variants (evaluate's predictions.csv) only the
-    rows of `protocol` and `variant` are scored.
+    given; `conditions` (epoch_selection, epochs, input_size, weights, test_seen) are what the
+    submitter states of their model, checked (`stated_conditions`). From a file of several
+    protocols or variants (evaluate's predictions.csv) only the rows of `protocol` and
+    `variant` are scored.
     """
+    stated = stated_conditions(conditions or {})
     predictions, out = Path(predictions), Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise Fer3dError(
@@ -64,6 +76,7 @@ def score(
     entry = _entry(found, by_fold)
     record = dict(submission or {})
     record |= {"predictions": predictions.name, "sha256": _sha256(predictions)}
+    record["conditions"] = stated
     info = RunInfo(
         variants={FULL: {}}
         if variant == FULL
@@ -183,6 +196,7 @@ def _entry(found: CheckedManifest, by_fold: dict) -> ProtocolEntry:
     """The protocol as the report counts it: the smallest leading block of repetitions and folds
     that holds every scored fold (so evaluate's truncated runs read the same), the rest missing."""
     proto, manifest = found.protocol, found.manifest
+    samples = manifest.samples()
     return ProtocolEntry(
         version=proto.version,
         kind=proto.kind,
@@ -194,7 +208,46 @@ def _entry(found: CheckedManifest, by_fold: dict) -> ProtocolEntry:
         manifest_sha256=manifest.sha256,
         classes=manifest.classes,
         seed=manifest.seed,
+        # the conditions that are the manifest's; how each epoch was chosen is the submitter's
+        # to state (submission["conditions"]): the predictions are scored as given
+        unit=proto.unit,
+        manifest_published=manifest.sha256 == published_sha256(proto.name, proto.version),
+        subjects=len({entry.subject for entry in samples.values()}),
+        samples=len(samples),
     )
+
+
+def stated_conditions(given: dict) -> dict:
+    """The conditions a submitter states, checked: an epoch selection of SELECTIONS, epochs and
+    an input size that are positive integers, weights and test_seen non-empty text. A key left
+    out (or None) is not stated, and stays out of the record."""
+    checks = {
+        "epoch_selection": (lambda v: v in SELECTIONS, f"one of {', '.join(SELECTIONS)}"),
+        "epochs": (_positive, "a positive integer"),
+        "input_size": (_positive, "a positive integer (pixels)"),
+        "weights": (_text, "a non-empty text"),
+        "test_seen": (_text, "a non-empty text"),
+    }
+    unknown = sorted(set(given) - set(checks))
+    if unknown:
+        raise Fer3dError(f"unknown submission conditions {unknown}; known: {sorted(checks)}")
+    stated = {}
+    for key, value in given.items():
+        if value is None:
+            continue
+        check, expected = checks[key]
+        if not check(value):
+            raise Fer3dError(f"the stated {key} must be {expected}, found {value!r}")
+        stated[key] = value.strip() if isinstance(value, str) else value
+    return stated
+
+
+def _positive(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _text(value: object) -> bool:
+    return isinstance(value, str) and bool(value.strip())
 
 
 def _sha256(path: Path) -> str:

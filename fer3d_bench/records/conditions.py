@@ -13,6 +13,7 @@ epoch was chosen, another paper that does not say how its folds were dealt.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -22,6 +23,7 @@ NOT_STATED = "not stated"
 UNITS = ("subject", "sample")  # what folds are dealt by
 SELECTIONS = ("last", "best-test")  # how the reported epoch was chosen
 OPTIMISTIC = "best-test"
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 # what a reader is told when two numbers differ in one condition
 _UNIT_WORDS = {
     "subject": "folds by subject (no person in both train and test)",
@@ -75,8 +77,13 @@ class Conditions:
         parts = [_UNIT_WORDS.get(self.unit, f"folds dealt by: {self.unit}")]
         parts.append("epoch: " + _SELECTION_WORDS.get(self.epoch_selection, self.epoch_selection))
         if self.repetitions is not None or self.folds is not None:
-            parts.append(f"{_shown(self.repetitions)} repetitions × {_shown(self.folds)} folds")
-        parts.append(f"{_shown(self.epochs)} epochs, input {_shown(self.input_size)} px")
+            parts.append(
+                f"{_counted(self.repetitions, 'repetition')} × {_counted(self.folds, 'fold')}"
+            )
+        parts.append(
+            f"{_counted(self.epochs, 'epoch')}, input "
+            + (f"{_shown(self.input_size)} px" if self.input_size is not None else NOT_STATED)
+        )
         parts.append(f"pretrained weights: {self.weights}")
         parts.append(f"test folds seen by a choice: {self.test_seen}")
         parts.append(f"data: {self.data_words()}")
@@ -111,11 +118,22 @@ class Conditions:
                 out.append(f"{words[mine]} vs {words[theirs]}")
         if _seen(self.test_seen) != _seen(other.test_seen):
             out.append(f"test folds seen: {self.test_seen} vs {other.test_seen}")
-        if self.published_manifest is False or other.published_manifest is False:
-            out.append("other data: not the published manifest")
-        elif self.published_manifest and other.published_manifest and self.data != other.data:
-            out.append("other data: different manifests")
+        data = self._other_data(other)
+        if data:
+            out.append(data)
         return out
+
+    def _other_data(self, other: Conditions) -> str:
+        """Words for data that differ, or "": a manifest that is not the published one, two
+        manifests (sha256) that differ, or data named in words that differ from ours ("60 of
+        the 100 subjects, drawn once" is not a manifest anybody can check)."""
+        if self.published_manifest is False or other.published_manifest is False:
+            return "other data: not the published manifest"
+        if NOT_STATED in (self.data, other.data) or self.data == other.data:
+            return ""
+        if _SHA256.fullmatch(self.data) and _SHA256.fullmatch(other.data):
+            return "other data: different manifests"
+        return f"other data: {self.data_words()} vs {other.data_words()}"
 
     def to_json(self) -> dict:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
@@ -166,6 +184,15 @@ def _count(read: Fields, key: str) -> int | str | None:
         "a non-negative integer, a string or null",
         optional=True,
     )
+
+
+def _counted(value, noun: str) -> str:
+    """ "1 repetition", "5 folds", "repetitions: not stated", or a count stated in words."""
+    if value is None or value == NOT_STATED:
+        return f"{noun}s: {NOT_STATED}"
+    if isinstance(value, int):
+        return f"{value:,} {noun}" + ("" if value == 1 else "s")
+    return f"{noun}s: {value}"
 
 
 def _shown(value) -> str:

@@ -26,8 +26,9 @@ from fer3d_bench.io import atomic_path, regular_file
 
 # The most a file of each kind may hold, far above any real one: run.json and result.json are
 # kilobytes, a fold's result with every prediction and score of a whole data set ~2 MiB, the
-# largest manifest ~0.3 MiB; a metrics.jsonl line ~250 bytes an epoch; configuration, protocol
-# and experiment files a few KiB. Above these a file is not ours, and is refused unread.
+# largest manifest ~2 MiB (dealt by sample, 100 repetitions); a metrics.jsonl line ~250 bytes
+# an epoch; configuration, protocol and experiment files a few KiB. Above these a file is not
+# ours, and is refused unread.
 MAX_RECORD_BYTES = 64 * 2**20
 MAX_LOG_BYTES = 16 * 2**20
 MAX_TOML_BYTES = 4 * 2**20

@@ -2,19 +2,25 @@
 
 Byte-stable for the same inputs: written with sorted keys and no timestamps of its own (the
 run's are copied from run.json).
+
+One unit throughout: every accuracy is a fraction (0.876), ours and the published rows' alike;
+a published row also carries `printed`, the number as its paper prints it in percent ("87.6"),
+and its `conditions`. Reports before 0.16 held published accuracies in percent and no
+`printed`: they are read as fractions, `printed` the number as that file held it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
+from fer3d_bench.records.conditions import Conditions
 from fer3d_bench.records.group import ReportGroup
 from fer3d_bench.records.io import (
     Fields,
     SchemaMismatch,
     dict_of,
-    is_dict,
     is_str,
     list_of,
     read_json,
@@ -72,14 +78,44 @@ class Report:
         return cls(
             run=RunInfo.from_json(read.data["run"], path, "run"),
             groups=read.each("groups", ReportGroup.from_json),
-            published=read.get(
-                "published", dict_of(list_of(is_dict)), "an object of lists of published rows"
-            ),
+            published=_published(read),
             timings=read.object("timings"),
             figures=read.array("figures", is_str, "paths"),
             experiment=read.object("experiment", null=True, optional=True),
             extra=read.extra(cls, also=(*_KEYS, "schema", "experiment")),
         )
+
+
+def _published(read: Fields) -> dict[str, list[dict]]:
+    """Protocol -> its published rows, each read as this version writes it (module docstring)."""
+    protocols = read.get("published", dict_of(list_of(lambda _: True)), "an object of lists")
+    return {
+        protocol: [
+            published_row(row, read.path, f"{read.at('published')}.{protocol}[{k}]")
+            for k, row in enumerate(rows)
+        ]
+        for protocol, rows in protocols.items()
+    }
+
+
+def published_row(data: object, path: Path, where: str) -> dict:
+    """A published row of report.json: `accuracy` a fraction and `printed` the paper's digits;
+    a row of a report before 0.16 (percent, no `printed`) converted. Its conditions, where it
+    has them, are checked (`Conditions.from_json`); every other key is kept as it is."""
+    read = Fields(path, data, where)
+    read.string("method")
+    accuracy = read.number("accuracy")
+    printed = read.string("printed", optional=True)
+    if read.data.get("conditions") is not None:
+        Conditions.from_json(read.object("conditions"), path, read.at("conditions"))
+    if printed is not None:
+        if not 0 <= accuracy <= 1:
+            read.fail("accuracy", f"must be a fraction from 0 to 1, found {accuracy}")
+        return read.data
+    exact = Decimal(repr(accuracy))
+    if accuracy > 1.0:  # percent, as reports before 0.16 wrote it
+        return {**read.data, "accuracy": float(exact / 100), "printed": repr(accuracy)}
+    return {**read.data, "printed": format((exact * 100).normalize(), "f")}
 
 
 def read_report(path: Path) -> Report:

@@ -1,14 +1,26 @@
 """Fold results reduced as each protocol defines it; one code path for every kind.
 
+* every metric is computed from the predictions of the epoch the run's selection names
+  (`FoldResult.selected`): "last", each fold's final epoch, or "best-test", the epoch with the
+  best test accuracy, an optimistic choice since the test fold makes it. A finished fold with
+  no best-test record (written before 0.16, or a scored submission) asked for "best-test" is
+  counted as a failed fold with the reason NO_BEST_TEST, never scored on its last epoch under a
+  best-test heading, and the rest of the report is still written.
 * fold scores (accuracy, macro-F1) are averaged within each repetition first; the headline value
   is the mean of the repetition means. With several repetitions (the legacy BU-3DFE protocol,
   10 folds x 100 repetitions, as Li et al. and the field report it) both levels are kept: the std
   across repetition means and the mean of the within-repetition stds. With one repetition the
   headline std is the std over its folds; a hold-out or cross-dataset run has one fold, no std.
 * every std is the sample standard deviation (ddof=1), and None when fewer than two values exist.
-* confusion counts are summed over every ok fold of every repetition; the reported matrix is the
-  row-normalised sum (a class with no samples keeps a zero row), and per-class recall is its
-  diagonal (None for a class with no samples).
+* two confusion matrices, both kept and labelled wherever shown:
+  - pooled (`normalised`, ours): counts summed over every ok fold of every repetition, then
+    row-normalised (a class with no samples keeps a zero row); per-class recall is its diagonal
+    (None for a class with no samples). A large fold weighs more than a small one.
+  - fold mean (`fold_mean`, the paper's Figs. 12 and 17 average over folds): each ok fold's
+    matrix row-normalised on its own, then averaged cell by cell over the ok folds of every
+    repetition, each fold weighing the same. A class absent from a fold's test samples has no
+    row in that fold, so its row is the mean over the folds that tested it; a class no fold
+    tested has a row of None.
 * failed folds count, with their reasons, and never enter an aggregate.
 """
 
@@ -16,11 +28,13 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
 from fer3d_bench.errors import ReportError
 from fer3d_bench.metrics import prediction_metrics
+from fer3d_bench.records.conditions import SELECTIONS
 from fer3d_bench.records.group import (
     Aggregate,
     Confusion,
@@ -30,22 +44,29 @@ from fer3d_bench.records.group import (
     RepetitionRow,
     Spread,
 )
-from fer3d_bench.records.result import FoldResult
+from fer3d_bench.records.result import FAILED, FoldResult
 from fer3d_bench.records.run import KINDS
 
+# why a finished fold is counted as failed when the run reports the best-test epoch
+NO_BEST_TEST = "no best-test record (written before 0.16)"
 
-def aggregate(results: list[FoldResult], kind: str) -> Aggregate:
-    """One (variant, protocol)'s results reduced as the protocol defines it (module docstring)."""
+
+def aggregate(results: list[FoldResult], kind: str, selection: str = "last") -> Aggregate:
+    """One (variant, protocol)'s results reduced as the protocol defines it, each fold scored on
+    the epoch `selection` names, "last" or "best-test" (the module docstring gives the rules; a
+    fold without a best-test record counts as failed under "best-test")."""
     if kind not in KINDS:
         raise ReportError(f"aggregate: protocol kind {kind!r} is not one of {KINDS}")
-    ordered = sorted(results, key=lambda r: r.position)
+    if selection not in SELECTIONS:
+        raise ReportError(f"aggregate: epoch selection {selection!r} is not one of {SELECTIONS}")
+    ordered = [_counted(r, selection) for r in sorted(results, key=lambda r: r.position)]
     ok = [r for r in ordered if r.ok]
-    scored = {r.position: score(r) for r in ok}
+    scored = {r.position: score(r, selection) for r in ok}
     if len(scored) < len(ok):
         raise ReportError("aggregate: two ok results share a (repetition, fold)")
     repetitions = [_repetition(rep, scored) for rep in sorted({rep for rep, _ in scored})]
     classes = list(ordered[0].classes) if ordered else []
-    confusion = _pooled_confusion([m["confusion"] for m in scored.values()], len(classes))
+    confusion = _confusion([m["confusion"] for m in scored.values()], len(classes))
     failed = [r for r in ordered if not r.ok]
     return Aggregate(
         kind=kind,
@@ -62,10 +83,19 @@ def aggregate(results: list[FoldResult], kind: str) -> Aggregate:
     )
 
 
-def score(result: FoldResult) -> dict:
-    """Metrics recomputed from the per-sample predictions, the record every number traces to."""
+def _counted(result: FoldResult, selection: str) -> FoldResult:
+    """The result as the aggregate counts it: a finished fold without the predictions of the
+    selected epoch (no best-test record) counts as failed, with the reason why."""
+    if result.ok and result.selected(selection) is None:
+        return replace(result, status=FAILED, reason=NO_BEST_TEST)
+    return result
+
+
+def score(result: FoldResult, selection: str = "last") -> dict:
+    """Metrics recomputed from the per-sample predictions of the selected epoch, the record
+    every number traces to."""
     try:
-        return prediction_metrics(result.predictions, result.classes)
+        return prediction_metrics(result.selected(selection), result.classes)
     except ReportError as error:
         repetition, fold = result.position
         where = f"{result.variant}/{result.protocol} repetition {repetition} fold {fold}"
@@ -107,13 +137,33 @@ def _levels(repetitions: list[RepetitionRow], key: str) -> Levels:
     )
 
 
-def _pooled_confusion(matrices: list[list[list[int]]], size: int) -> Confusion:
+def _confusion(matrices: list[list[list[int]]], size: int) -> Confusion:
+    """The pooled matrix (counts summed, then row-normalised) and the fold mean beside it."""
     counts = np.zeros((size, size), dtype=np.int64)
     for matrix in matrices:
         counts += np.asarray(matrix, dtype=np.int64)
     rows = counts.sum(axis=1, keepdims=True)
     normalised = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
-    return Confusion(counts=counts.tolist(), normalised=normalised.tolist())
+    return Confusion(
+        counts=counts.tolist(),
+        normalised=normalised.tolist(),
+        fold_mean=fold_mean_confusion(matrices, size),
+    )
+
+
+def fold_mean_confusion(matrices: list[list[list[int]]], size: int) -> list[list[float | None]]:
+    """Each fold's counts row-normalised, averaged over the folds cell by cell; a fold's row of
+    a class it did not test is left out of that row's mean; a row no fold tested is None."""
+    sums, tested = np.zeros((size, size)), np.zeros(size, dtype=np.int64)
+    for matrix in matrices:
+        counts = np.asarray(matrix, dtype=np.float64).reshape(size, size)
+        rows = counts.sum(axis=1)
+        present = rows > 0
+        sums[present] += counts[present] / rows[present, None]
+        tested += present
+    return [
+        [float(v) / tested[i] for v in sums[i]] if tested[i] else [None] * size for i in range(size)
+    ]
 
 
 def _pooled_recall(confusion: Confusion, classes: list[str]) -> dict[str, float | None]:

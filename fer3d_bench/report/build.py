@@ -1,5 +1,10 @@
 """The report record: one group per (variant, protocol), each titled with every way it falls short.
 
+Every group carries its conditions (`records.conditions`: how folds were dealt, how the epoch
+was chosen, the data...), and its title names each way they differ from the protocol as
+published. A row of the paper's table is given a delta only where its conditions and ours
+compare; elsewhere the row says what keeps them apart.
+
 Deterministic for the same inputs: groups in a fixed order (the reference model first, then the
 known ablations, then any other), no timestamps of its own.
 """
@@ -9,12 +14,22 @@ from __future__ import annotations
 import json
 
 from fer3d_bench.errors import ReportError
+from fer3d_bench.records.conditions import Conditions
 from fer3d_bench.records.embeddings import first_embedded
 from fer3d_bench.records.group import Aggregate, ReportGroup
 from fer3d_bench.records.report import Report
 from fer3d_bench.records.result import FoldResult
 from fer3d_bench.records.run import ProtocolEntry, RunInfo, flat_config
 from fer3d_bench.report.aggregate import aggregate
+from fer3d_bench.report.conditions import (
+    DATA_NOTE,
+    LEAKY_NOTE,
+    OPTIMISTIC_NOTE,
+    TUNED_NOTE,
+    condition_notes,
+    differences,
+    group_conditions,
+)
 from fer3d_bench.report.load import Run
 
 VARIANTS = {  # what each variant changes; rows of the paper's tables VI and VII
@@ -49,7 +64,9 @@ def build_report(
 
 def experiment_table(experiment: dict, tables: dict[str, dict], groups: list[ReportGroup]) -> dict:
     """The paper's table an experiment reproduces: each published row, and beside a row of the
-    paper's own network the group of this run that trained the same variant."""
+    paper's own network the group of this run that trained the same variant, with both
+    conditions. A delta (points) only where the conditions compare; where they differ the row
+    is "not comparable", and says how."""
     table = tables.get(experiment["table"])
     if table is None:
         raise ReportError(
@@ -60,26 +77,45 @@ def experiment_table(experiment: dict, tables: dict[str, dict], groups: list[Rep
     for row in table["rows"]:
         group = by_variant.get(row["variant"]) if row["variant"] else None
         mean = group.mean_accuracy if group else None
+        ours = group.conditions if group else None
+        apart = _apart(ours, row) if ours is not None else []
+        compares = mean is not None and ours is not None and not apart
         rows.append(
             {
                 **row,
                 "group": list(group.key) if group else None,
                 "ours": mean,
-                "delta_points": None if mean is None else round(100 * mean - row["accuracy"], 4),
-                "reproduced": _reproduced(row, group),
+                "our_conditions": ours.to_json() if ours is not None else None,
+                "differences": apart,
+                "delta_points": round(100 * (mean - row["accuracy"]), 4) if compares else None,
+                "reproduced": _reproduced(row, group, apart),
             }
         )
     return {**experiment, "source": table["source"], "protocol": table["protocol"], "rows": rows}
 
 
-def _reproduced(row: dict, group: ReportGroup | None) -> str:
+def _apart(ours: Conditions, row: dict) -> list[str]:
+    """What keeps our conditions from the published row's, in words; empty when they compare."""
+    theirs = Conditions.from_json(row.get("conditions") or {}, "published.toml", row["method"])
+    return differences(ours, theirs)
+
+
+def _reproduced(row: dict, group: ReportGroup | None, apart: list[str]) -> str:
     if not row["variant"]:
         return "no: another method's published result"
     if group is None or not group.aggregate.folds_ok:
         return "not yet: no finished fold"
-    if group.truncation:  # each note without its details, which the group's title gives
-        return "in part: " + "; ".join(note.split(" (")[0] for note in group.truncation)
+    if apart:
+        return "not comparable: " + "; ".join(apart)
+    # the notes of conditions compare with the paper's here (no difference): only the rest count
+    shortfalls = [note for note in group.truncation if not _of_conditions(note)]
+    if shortfalls:  # each note without its details, which the group's title gives
+        return "in part: " + "; ".join(note.split(" (")[0] for note in shortfalls)
     return "yes: the full protocol, with the paper's configuration"
+
+
+def _of_conditions(note: str) -> bool:
+    return note in (LEAKY_NOTE, OPTIMISTIC_NOTE, TUNED_NOTE) or note.startswith(DATA_NOTE)
 
 
 def _group_keys(run: Run) -> list[tuple[str, str]]:
@@ -92,7 +128,7 @@ def _group_keys(run: Run) -> list[tuple[str, str]]:
 def _group(run: Run, variant: str, protocol: str) -> ReportGroup:
     entry = run.info.protocols[protocol]
     results = run.results.get((variant, protocol), [])
-    summary = aggregate(results, entry.kind)
+    summary = aggregate(results, entry.kind, entry.selection)
     for row in summary.folds:
         row.result = run.files[(variant, protocol, row.repetition, row.fold)]
     submission = run.info.submission
@@ -102,7 +138,9 @@ def _group(run: Run, variant: str, protocol: str) -> ReportGroup:
     shortfall, as_paper = weights_notes(weights) if weights else (None, None)
     if submitted:  # not our model: how it was trained is the submitter's to say
         as_paper = f"predictions submitted for {submitted}"
-    notes = truncation_notes(entry, differs, summary, shortfall)
+    conditions = group_conditions(run.info, protocol, variant)
+    apart = condition_notes(conditions, protocol, entry.version)
+    notes = truncation_notes(entry, differs, summary, shortfall, apart)
     if run.info.exclude_flagged:
         notes.append(_flagged_note(results))
     return ReportGroup(
@@ -119,6 +157,7 @@ def _group(run: Run, variant: str, protocol: str) -> ReportGroup:
         aggregate=summary,
         seconds=sum(float(r.seconds or 0.0) for r in results),
         figures=figure_names(variant, protocol, summary, results),
+        conditions=conditions,
     )
 
 
@@ -145,15 +184,22 @@ def _flagged_note(results: list[FoldResult]) -> str:
 
 
 def truncation_notes(
-    entry: ProtocolEntry, differs: dict, summary: Aggregate, weights: str | None = None
+    entry: ProtocolEntry,
+    differs: dict,
+    summary: Aggregate,
+    weights: str | None = None,
+    conditions: list[str] | None = None,
 ) -> list[str]:
-    """Every way this row falls short of the full protocol, in words for the table title."""
+    """Every way this row falls short of the full protocol as published, in words for the
+    table title: its conditions first (`condition_notes`: other data, folds by sample, an
+    optimistic epoch), then the scope, the weights, the configuration, failed and missing
+    folds."""
     scope = []
     if entry.repetitions_run < entry.repetitions_total:
         scope.append(f"{entry.repetitions_run} of {entry.repetitions_total} repetitions")
     if entry.folds_planned < entry.folds_total:
         scope.append(f"{entry.folds_planned} of {entry.folds_total} folds")
-    notes = [", ".join(scope)] if scope else []
+    notes = [*(conditions or []), *([", ".join(scope)] if scope else [])]
     if weights:
         notes.append(weights)
     if differs:

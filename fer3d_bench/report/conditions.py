@@ -1,13 +1,23 @@
-"""The conditions of a run's numbers, per (variant, protocol), from what run.json recorded.
+"""The conditions of a run's numbers, per (variant, protocol), from what run.json recorded;
+what keeps two numbers from comparing; and what a title says of them.
 
 A run fer3d-bench trained states every condition; a scored submission states what its
-submitter said (`score --unit ... --epoch-selection ...`), and the rest is "not stated".
+submitter said (`score --epoch-selection ... --epochs ...`; the unit is the manifest's), and
+the rest is "not stated".
 """
 
 from __future__ import annotations
 
 from fer3d_bench.records.conditions import NOT_STATED, Conditions
 from fer3d_bench.records.run import RunInfo, flat_config
+from fer3d_bench.resources import manifests_dir
+from fer3d_bench.splits import read_manifest
+
+# what a title says of a condition that differs from the protocol as published
+LEAKY_NOTE = "folds by sample: the same person in train and test"
+OPTIMISTIC_NOTE = "epoch chosen on the test fold (optimistic)"
+TUNED_NOTE = "hyperparameters tuned on subjects of its own test folds"
+DATA_NOTE = "not the published manifest"
 
 
 def group_conditions(info: RunInfo, protocol: str, variant: str = "full") -> Conditions:
@@ -72,3 +82,56 @@ def test_seen(info: RunInfo, protocol: str) -> str:
         f"{tuned.get('repetition')} fold {tuned.get('fold')}, who are the test subjects of the "
         "other folds"
     )
+
+
+def condition_notes(conditions: Conditions, protocol: str, version: str) -> list[str]:
+    """How the conditions differ from the protocol as fer3d-bench publishes it (its published
+    manifest, folds by subject, the last epoch, nothing tuned on a test fold), in words for a
+    title; empty when they do not."""
+    notes = []
+    if conditions.published_manifest is False:
+        notes.append(data_note(conditions, protocol, version))
+    if conditions.leaky:
+        notes.append(LEAKY_NOTE)
+    if conditions.optimistic:
+        notes.append(OPTIMISTIC_NOTE)
+    if conditions.test_seen.startswith("yes"):
+        notes.append(TUNED_NOTE)
+    return notes
+
+
+def data_note(conditions: Conditions, protocol: str, version: str) -> str:
+    """ "not the published manifest: 12 subjects, 300 samples (the published bu3dfe-legacy
+    1.0.0: 60 subjects, 720 samples)": what the numbers were measured on, beside the protocol's
+    published size where fer3d-bench publishes a manifest for it."""
+    counts = [(conditions.subjects, "subjects"), (conditions.samples, "samples")]
+    size = ", ".join(f"{n:,} {noun}" for n, noun in counts if n is not None)
+    published = published_size(protocol, version)
+    if published is None:
+        beside = f"fer3d-bench publishes no manifest of {protocol} {version}"
+    else:
+        subjects, samples = published
+        beside = f"the published {protocol} {version}: {subjects:,} subjects, {samples:,} samples"
+    return f"{DATA_NOTE}{f': {size}' if size else ''} ({beside})"
+
+
+def published_size(protocol: str, version: str) -> tuple[int, int] | None:
+    """(subjects, samples) of the manifest fer3d-bench publishes for the protocol's version;
+    None where it publishes none."""
+    path = manifests_dir() / protocol / f"{version}.json"
+    if not path.is_file():
+        return None
+    manifest = read_manifest(path)
+    return len({entry.subject for entry in manifest.samples().values()}), len(manifest)
+
+
+def published_sha256(protocol: str, version: str) -> str | None:
+    """The sha256 of the manifest fer3d-bench publishes for the protocol's version; None where
+    it publishes none."""
+    path = manifests_dir() / protocol / f"{version}.json"
+    return read_manifest(path).sha256 if path.is_file() else None
+
+
+def differences(ours: Conditions, theirs: Conditions) -> list[str]:
+    """What keeps a number under `ours` from lining up with one under `theirs`, in words."""
+    return ours.differences(theirs)

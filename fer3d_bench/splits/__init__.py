@@ -1,8 +1,8 @@
 """Benchmark protocols -> versioned, verifiable split manifests (sample ids and hashes only).
 
 - `protocol`: the protocol files (`protocols/<name>.toml`);
-- `deal`: which subjects a protocol uses and the fold each goes to (the algorithm, written so
-  that anyone can reimplement it);
+- `deal`: which subjects a protocol uses and the fold each subject (or, by sample, each sample)
+  goes to (the algorithm, written so that anyone can reimplement it);
 - `manifest`: the typed manifest, its reading, writing and invariants, a fold's samples;
 - `verify`: a manifest against the items a dataset holds.
 

@@ -1,22 +1,33 @@
-"""The deal: which subjects a protocol uses, and the fold each one goes to.
+"""The deal: which subjects a protocol uses, and the fold each subject (or sample) goes to.
 
 The assignment depends on nothing but names, so anyone can reimplement it from this docstring
 (a second implementation written from the README alone reproduced the published manifests
 byte for byte):
 
 1. The protocol's samples are those of its datasets, classes and intensities; with `subjects`
-   set, only the first that many subjects ranked by `rank_key(protocol, "select", subject)`.
-2. Per repetition r, subjects are grouped into strata by the protocol's `balance` attributes
-   (e.g. sex), strata taken in sorted order. Within a stratum, subjects are ranked by
-   `rank_key(protocol, r, subject)`: the sha256 hex digest of
-   "<protocol>|<major version>|<seed>|<r>|<subject id>", ascending.
-3. k-fold: subjects are dealt into folds 0, 1, ..., k-1, 0, ... in that order, one counter
+   set, only the samples of the first that many subjects ranked by the sha256 hex digest of
+   "<select_as>|<major version>|<seed>|select|<subject id>", ascending, where `select_as` is
+   the protocol's own name unless its file names another protocol to draw the same subjects
+   as. Subjects are drawn so whatever the unit.
+2. The protocol's `unit` says what is dealt: "subject" (the default) deals subject ids, so all
+   the samples of a person share one fold; "sample" deals sample ids, each on its own, so one
+   person's samples spread over the folds (the paper's code: KFold over images). Everything
+   below is the same for both, with "unit id" the subject id or the sample id.
+3. Per repetition r, the units are grouped into strata by the protocol's `balance` attributes
+   (e.g. sex; a subject's are those of its first sample by sample id), strata taken in sorted
+   order. Within a stratum, units are ranked by `rank_key(protocol, r, unit id)`: the sha256
+   hex digest of "<protocol>|<major version>|<seed>|<r>|<unit id>", ascending.
+4. k-fold: units are dealt into folds 0, 1, ..., k-1, 0, ... in that order, one counter
    continuing across strata, so the folds stay balanced in every stratum and overall.
-   Hold-out: the first round(n * test_fraction) subjects of each stratum are the test group
+   Hold-out: the first round(n * test_fraction) units of each stratum are the test group
    (at least one, and at least one left to train, in a stratum of two or more). Cross: a
-   subject of a `test_datasets` dataset is tested, every other one trains.
+   unit of a `test_datasets` dataset is tested, every other one trains.
 
-No file-listing order, no library RNG stream.
+For example, `bu3dfe-legacy-by-sample` (version 1.0.0, seed 0, select_as bu3dfe-legacy, no
+`balance`) keeps the 60 subjects that `bu3dfe-legacy` keeps (ranked by the sha256 of
+"bu3dfe-legacy|1|0|select|bu3dfe:F0001" and so on), then in repetition 3 sorts their 720
+sample ids by the sha256 of "bu3dfe-legacy-by-sample|1|0|3|bu3dfe:F0001_AN03" and so on, and
+gives the n-th sample of that order fold n mod 10. No file-listing order, no library RNG stream.
 """
 
 from __future__ import annotations
@@ -42,9 +53,11 @@ class Item:
     sex: str = ""
 
 
-def rank_key(protocol: Protocol, repetition: int | str, subject: str) -> str:
-    """The sort key of a subject: reimplementable in a few lines anywhere."""
-    text = f"{protocol.name}|{protocol.major}|{protocol.seed}|{repetition}|{subject}"
+def rank_key(protocol: Protocol, repetition: int | str, unit_id: str) -> str:
+    """The sort key of a subject (or, by sample, a sample): reimplementable anywhere. The
+    draw of subjects (`repetition` "select") ranks them under `select_as` when it is set."""
+    name = protocol.select_as if repetition == "select" and protocol.select_as else protocol.name
+    text = f"{name}|{protocol.major}|{protocol.seed}|{repetition}|{unit_id}"
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
@@ -72,56 +85,64 @@ def select(protocol: Protocol, items: list[Item]) -> list[Item]:
     return sorted(chosen, key=lambda i: i.sample_id)
 
 
+def unit_of(protocol: Protocol, item: Item) -> str:
+    """The id a protocol deals this sample by: its subject's, or its own."""
+    return item.sample_id if protocol.unit == "sample" else item.subject
+
+
 def assign(protocol: Protocol, items: list[Item]) -> list[dict[str, int]]:
-    """Per repetition, subject -> fold (for holdout and cross: 0 = train, 1 = test)."""
-    subjects: dict[str, Item] = {}
-    for item in items:
-        subjects.setdefault(item.subject, item)
+    """Per repetition, unit id (subject, or sample by sample) -> fold (for holdout and
+    cross: 0 = train, 1 = test)."""
+    units: dict[str, Item] = {}
+    for item in sorted(items, key=lambda i: i.sample_id):
+        units.setdefault(unit_of(protocol, item), item)
     out = []
     for repetition in range(protocol.repetitions):
         if protocol.kind == "cross":
             out.append(
-                {s: int(i.dataset in protocol.test_datasets) for s, i in sorted(subjects.items())}
+                {u: int(i.dataset in protocol.test_datasets) for u, i in sorted(units.items())}
             )
             continue
         strata: dict[tuple, list[str]] = {}
-        for subject, item in subjects.items():
-            strata.setdefault(tuple(getattr(item, b) for b in protocol.balance), []).append(subject)
+        for unit, item in units.items():
+            strata.setdefault(tuple(getattr(item, b) for b in protocol.balance), []).append(unit)
         folds: dict[str, int] = {}
         counter = 0
         for stratum in sorted(strata):
-            ranked = sorted(strata[stratum], key=lambda s: rank_key(protocol, repetition, s))
+            ranked = sorted(strata[stratum], key=lambda u: rank_key(protocol, repetition, u))
             if protocol.kind == "kfold":
-                for subject in ranked:
-                    folds[subject] = counter % protocol.folds
+                for unit in ranked:
+                    folds[unit] = counter % protocol.folds
                     counter += 1
             else:
                 n_test = round(len(ranked) * protocol.test_fraction)
-                if len(ranked) >= 2:  # a stratum of two or more subjects is always split
+                if len(ranked) >= 2:  # a stratum of two or more units is always split
                     n_test = min(max(n_test, 1), len(ranked) - 1)
-                folds.update({s: int(k < n_test) for k, s in enumerate(ranked)})
+                folds.update({u: int(k < n_test) for k, u in enumerate(ranked)})
         out.append(dict(sorted(folds.items())))
     return out
 
 
 def make_manifest(protocol: Protocol, items: list[Item], source: str) -> Manifest:
-    """The manifest of `protocol` over `items` (all samples found), with its content hash."""
+    """The manifest of `protocol` over `items` (all samples found), with its content hash.
+
+    A protocol dealt by sample gets `"unit": "sample"` and its groups as sample ids under
+    `"samples"` in each repetition; one dealt by subject keeps the original shape, without a
+    `unit` key, so its manifests stay byte for byte what they were.
+    """
     chosen = select(protocol, items)
     if not chosen:
         raise ManifestError(f"{protocol.name}: no sample matches the protocol")
     assignment = assign(protocol, chosen)
     n_folds = protocol.groups
+    group_key = "samples" if protocol.unit == "sample" else "subjects"
     repetitions = []
     for repetition, folds in enumerate(assignment):
-        members = [sorted(s for s, f in folds.items() if f == k) for k in range(n_folds)]
-        counts = [
-            {
-                c: sum(1 for i in chosen if folds[i.subject] == k and i.label == c)
-                for c in protocol.classes
-            }
-            for k in range(n_folds)
-        ]
-        repetitions.append({"repetition": repetition, "subjects": members, "counts": counts})
+        members = [sorted(u for u, f in folds.items() if f == k) for k in range(n_folds)]
+        counts = [dict.fromkeys(protocol.classes, 0) for _ in range(n_folds)]
+        for item in chosen:
+            counts[folds[unit_of(protocol, item)]][item.label] += 1
+        repetitions.append({"repetition": repetition, group_key: members, "counts": counts})
     content = {
         "protocol": protocol.name,
         "version": protocol.version,
@@ -135,5 +156,7 @@ def make_manifest(protocol: Protocol, items: list[Item], source: str) -> Manifes
         "samples": {i.sample_id: {"subject": i.subject, "label": i.label} for i in chosen},
         "repetitions": repetitions,
     }
+    if protocol.unit != "subject":
+        content["unit"] = protocol.unit
     content["sha256"] = content_hash(content)
     return Manifest(content)

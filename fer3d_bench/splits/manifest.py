@@ -3,8 +3,13 @@
 A manifest names samples, subjects and folds, never pixels; its sha256 covers the canonical
 JSON of everything else. Reading it checks the hash, the shape every reader relies on, the
 names that become folders and files, and the major version; what the assignment guarantees
-(subject-independent, complete folds counted as stated) is checked by `broken_invariants`,
-since anybody can edit a manifest and hash it again.
+(complete folds counted as stated, subject-independent unless dealt by sample) is checked by
+`broken_invariants`, since anybody can edit a manifest and hash it again.
+
+Each repetition holds its groups (k folds, or train and test) as the ids its protocol dealt:
+`"subjects": [[subject ids] ...]` by subject (no `unit` key: the original shape), or, with
+`"unit": "sample"` at the top, `"samples": [[sample ids] ...]`. The methods answer the same
+questions of both, in samples (`fold_of`, `test_samples`, `fold_indices`, `csv`).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from fer3d_bench.splits.protocol import Protocol, installed, load_protocol
 
 MANIFESTS_DIR = manifests_dir()
 UNSAFE_ID = re.compile(r"[/\\]|\.\.")
+GROUP_KEYS = {"subject": "subjects", "sample": "samples"}  # unit -> a repetition's group key
 
 
 class ManifestError(Fer3dError):
@@ -83,10 +89,16 @@ class Manifest:
         return len(self.content["repetitions"])
 
     @property
+    def unit(self) -> str:
+        """What its protocol dealt into folds: "subject" (a manifest without `unit`) or
+        "sample"."""
+        return self.content.get("unit", "subject")
+
+    @property
     def groups(self) -> int:
-        """Subject groups per repetition: k folds, or train and test."""
+        """Groups per repetition: k folds, or train and test."""
         reps = self.content["repetitions"]
-        return len(reps[0]["subjects"]) if reps else 1
+        return len(self.members(0)) if reps else 1
 
     def samples(self) -> dict[str, Entry]:
         """Sample id -> its subject and label, by sample id."""
@@ -98,34 +110,62 @@ class Manifest:
     def __len__(self) -> int:
         return len(self.content["samples"])
 
+    def members(self, repetition: int) -> list[list[str]]:
+        """The groups of one repetition (folds, or train and test) as the manifest holds them:
+        subject ids, or sample ids by sample."""
+        return self.content["repetitions"][repetition][GROUP_KEYS[self.unit]]
+
     def subjects(self, repetition: int) -> list[list[str]]:
-        """The subject groups of one repetition (folds, or train and test)."""
-        return self.content["repetitions"][repetition]["subjects"]
+        """The subjects of each group of one repetition; by sample, those with a sample in the
+        group, so one subject may be in several."""
+        if self.unit == "subject":
+            return self.members(repetition)
+        samples = self.content["samples"]
+        return [
+            sorted({samples[s]["subject"] for s in group if s in samples})
+            for group in self.members(repetition)
+        ]
+
+    def fold_of(self, repetition: int) -> dict[str, int]:
+        """Sample id -> its group in one repetition (by subject: its subject's group), for the
+        samples the groups place."""
+        if self.unit == "sample":
+            return {s: k for k, group in enumerate(self.members(repetition)) for s in group}
+        group_of = {s: k for k, group in enumerate(self.members(repetition)) for s in group}
+        return {
+            sample_id: group_of[info["subject"]]
+            for sample_id, info in self.content["samples"].items()
+            if info["subject"] in group_of
+        }
 
     def counts(self, repetition: int) -> list[dict[str, int]]:
         """The stated class counts of each group of one repetition."""
         return self.content["repetitions"][repetition]["counts"]
 
-    def test_subjects(self, repetition: int, fold: int) -> set[str]:
-        """The test subjects of one fold of one repetition (of a hold-out or cross split, its
-        second group); ManifestError when the manifest has no such fold."""
+    def _test_group(self, repetition: int, fold: int) -> int:
+        """The index of one fold's test group (of a hold-out or cross split, its second);
+        ManifestError when the manifest has no such fold."""
         if not 0 <= repetition < self.repetitions:
             raise ManifestError(f"repetition {repetition} does not exist in {self.protocol_name}")
-        groups = self.subjects(repetition)
         test_group = fold if self.kind == "kfold" else 1
-        if not 0 <= test_group < len(groups):
+        if not 0 <= test_group < len(self.members(repetition)):
             raise ManifestError(f"fold {fold} does not exist in {self.protocol_name}")
-        return set(groups[test_group])
+        return test_group
+
+    def test_subjects(self, repetition: int, fold: int) -> set[str]:
+        """The subjects with a test sample in one fold of one repetition; by sample, some of
+        them train in that fold too."""
+        return set(self.subjects(repetition)[self._test_group(repetition, fold)])
 
     def test_samples(self, repetition: int, fold: int) -> set[str]:
         """The ids of one fold's test samples."""
-        subjects = self.test_subjects(repetition, fold)
-        return {s for s, e in self.samples().items() if e.subject in subjects}
+        test_group = self._test_group(repetition, fold)
+        return {s for s, k in self.fold_of(repetition).items() if k == test_group}
 
     def fold_indices(self, data, repetition: int = 0, fold: int = 0):
         """(train, test) indices into a merged file (`dataset.H5Dataset`) for one fold of one
         repetition; ManifestError when the file lacks samples the manifest names."""
-        test_subjects = self.test_subjects(repetition, fold)
+        tested = self.test_samples(repetition, fold)
         samples = self.samples()
         missing = [s for s in samples if s not in data]
         if missing:
@@ -134,8 +174,8 @@ class Manifest:
                 f"{missing[0]}); run `fer3d-bench splits verify`"
             )
         train, test = [], []
-        for sample_id, entry in samples.items():
-            (test if entry.subject in test_subjects else train).append(data.index_of(sample_id))
+        for sample_id in samples:
+            (test if sample_id in tested else train).append(data.index_of(sample_id))
         return np.array(train, dtype=np.int64), np.array(test, dtype=np.int64)
 
     def stated_protocol(self) -> Protocol:
@@ -155,6 +195,7 @@ class Manifest:
             repetitions=self.repetitions,
             seed=self.content.get("seed", 0),
             folds=self.groups,
+            unit=self.unit,
         )
 
     def broken_invariants(self, protocol: Protocol) -> list[str]:
@@ -162,9 +203,11 @@ class Manifest:
 
         The hash proves only that nobody edited the manifest without hashing it again, and
         anybody can. What the assignment guarantees is checked on whatever the file holds
-        instead: each sample's subject is the one its id names, each subject sits in exactly
-        one fold of every repetition, the stated class counts are those of the samples, and
-        kind, seed, classes and number of repetitions and folds are the protocol's.
+        instead: each sample's subject is the one its id names, each unit dealt (subject, or
+        sample by sample) sits in exactly one fold of every repetition, the stated class counts
+        are those of the samples, and unit, kind, seed, classes and number of repetitions and
+        folds are the protocol's. By subject, that makes every fold subject-independent; by
+        sample it does not, and is not meant to.
         """
         problems = []
         content, samples = self.content, self.samples()
@@ -172,6 +215,8 @@ class Manifest:
         for key, want in expected.items():
             if content.get(key) != want:
                 problems.append(f"{key} {content.get(key)!r} is not the protocol's {want!r}")
+        if self.unit != protocol.unit:
+            problems.append(f"unit {self.unit!r} is not the protocol's {protocol.unit!r}")
         for sample_id, entry in samples.items():
             named = subject_of(sample_id)
             if sample_id.partition(":")[0] not in protocol.datasets:
@@ -194,31 +239,39 @@ class Manifest:
     def _fold_problems(
         self, protocol: Protocol, repetition: int, samples: dict[str, Entry]
     ) -> list[str]:
-        """One repetition's folds: subject-independent, complete, and counted as stated."""
-        where, kind = f"repetition {repetition}", protocol.kind
-        members, stated = self.subjects(repetition), self.counts(repetition)
+        """One repetition's folds: each unit in exactly one, complete, and counted as stated."""
+        where, kind, unit = f"repetition {repetition}", protocol.kind, self.unit
+        members, stated = self.members(repetition), self.counts(repetition)
         n_folds = protocol.groups
         if len(members) != n_folds or len(stated) != n_folds:
             return [f"{where}: {len(members)} folds and {len(stated)} counts, not {n_folds}"]
         problems, fold_of = [], {}
-        for k, subjects in enumerate(members):
-            for subject in subjects:
-                if subject in fold_of:
-                    first = fold_name(kind, fold_of[subject])
+        for k, units in enumerate(members):
+            for member in units:
+                if member in fold_of:
+                    first = fold_name(kind, fold_of[member])
                     problems.append(
-                        f"{where}: subject {subject} is in {first} and {fold_name(kind, k)}"
+                        f"{where}: {unit} {member} is in {first} and {fold_name(kind, k)}"
                     )
-                fold_of.setdefault(subject, k)
+                fold_of.setdefault(member, k)
+        known = set(samples) if unit == "sample" else {e.subject for e in samples.values()}
+        for member in sorted(set(fold_of) - known):
+            problems.append(
+                f"{where}: {unit} {member} of {fold_name(kind, fold_of[member])} "
+                "has no sample in the manifest"
+            )
         counts = [dict.fromkeys(self.classes, 0) for _ in range(n_folds)]
-        unassigned: dict[str, str] = {}  # subject -> its first sample
+        unassigned: dict[str, str] = {}  # unit -> its first sample
         for sample_id, entry in samples.items():
-            k = fold_of.get(entry.subject)
+            member = sample_id if unit == "sample" else entry.subject
+            k = fold_of.get(member)
             if k is None:
-                unassigned.setdefault(entry.subject, sample_id)
+                unassigned.setdefault(member, sample_id)
             elif entry.label in counts[k]:
                 counts[k][entry.label] += 1
-        for subject, sample_id in sorted(unassigned.items()):
-            problems.append(f"{where}: subject {subject} (of {sample_id}) is in no fold")
+        for member, sample_id in sorted(unassigned.items()):
+            of = "" if unit == "sample" else f" (of {sample_id})"
+            problems.append(f"{where}: {unit} {member}{of} is in no fold")
         for k, (said, found) in enumerate(zip(stated, counts, strict=True)):
             if said != found:
                 differ = sorted(c for c in {*said, *found} if said.get(c) != found.get(c))
@@ -227,13 +280,15 @@ class Manifest:
         return problems
 
     def table(self, repetition: int = 0) -> str:
-        """Per-fold class counts of one repetition, as text."""
+        """Per-fold class counts of one repetition, as text; by sample, with the subjects that
+        have samples on both sides of a fold."""
         classes = self.classes
         header = (
             f"{'fold':>6} {'subjects':>8} " + " ".join(f"{c[:9]:>9}" for c in classes) + "    total"
         )
+        dealt = " by sample" if self.unit == "sample" else ""
         lines = [
-            f"{self.protocol_name} {self.version} ({self.kind}), repetition {repetition}"
+            f"{self.protocol_name} {self.version} ({self.kind}{dealt}), repetition {repetition}"
             f" of {self.repetitions}",
             header,
         ]
@@ -246,23 +301,28 @@ class Manifest:
                 + " ".join(f"{counts[c]:>9}" for c in classes)
                 + f"  {sum(counts.values()):>7}"
             )
+        if self.unit == "sample":
+            seen: dict[str, int] = {}
+            for members in self.subjects(repetition):
+                for subject in members:
+                    seen[subject] = seen.get(subject, 0) + 1
+            shared = sum(1 for n in seen.values() if n > 1)
+            lines.append(
+                f"dealt by sample: {shared} of {len(seen)} subjects have samples in more than one "
+                "group (the same person trains and tests)"
+            )
         return "\n".join(lines)
 
     def csv(self) -> str:
         """One row per sample: id, subject, label and its group in each repetition."""
-        folds = [
-            {s: k for k, members in enumerate(self.subjects(r)) for s in members}
-            for r in range(self.repetitions)
-        ]
+        folds = [self.fold_of(r) for r in range(self.repetitions)]
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(
             ["sample_id", "subject", "label", *(f"fold_r{r}" for r in range(len(folds)))]
         )
         for sample_id, entry in self.samples().items():
-            writer.writerow(
-                [sample_id, entry.subject, entry.label, *(f[entry.subject] for f in folds)]
-            )
+            writer.writerow([sample_id, entry.subject, entry.label, *(f[sample_id] for f in folds)])
         return buffer.getvalue()
 
 
@@ -326,7 +386,10 @@ def read_manifest(path: Path, supported_major: int = 1) -> Manifest:
         )
     checked_name(content.get("protocol"), "manifest protocol", path)
     checked_version(content.get("version"), "manifest version", path)
-    if not _fits(content, _SHAPE):
+    unit = content.get("unit", "subject")
+    if not isinstance(unit, str) or unit not in GROUP_KEYS:
+        raise ManifestError(f"{path}: unit must be subject or sample, not {unit!r}")
+    if not _fits(content, _SHAPE) or not _fits(content, _GROUPS[unit]):
         raise ManifestError(f"{path}: not a manifest of the shape `splits generate` writes")
     major = int(content["version"].split(".")[0])
     if major > supported_major:
@@ -345,8 +408,10 @@ _SHAPE = {
     "kind": str,
     "classes": [str],
     "samples": {str: {"subject": str, "label": str}},
-    "repetitions": [{"subjects": [[str]], "counts": [{str: int}]}],
+    "repetitions": [{"counts": [{str: int}]}],
 }
+# and each repetition's groups, under the key of the manifest's unit
+_GROUPS = {unit: {"repetitions": [{key: [[str]]}]} for unit, key in GROUP_KEYS.items()}
 
 
 def _fits(value, shape) -> bool:

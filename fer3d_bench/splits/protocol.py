@@ -16,6 +16,7 @@ from fer3d_bench.resources import protocols_dir
 
 PROTOCOLS_DIR = protocols_dir()
 KINDS = ("kfold", "holdout", "cross")
+UNITS = ("subject", "sample")  # what a protocol deals into folds
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,15 @@ class Protocol:
     seed: int = 0
     folds: int = 1
     subjects: int | None = None  # draw this many subjects (all if None)
+    # the protocol name the draw ranks subjects under (None: its own), so that a protocol can
+    # draw the very subjects another one draws (bu3dfe-legacy-by-sample those of bu3dfe-legacy)
+    select_as: str | None = None
     intensities: tuple[int, ...] | None = None
     test_fraction: float = 0.2
     balance: tuple[str, ...] = ()
+    # "subject": every sample of a person in one fold (the benchmark); "sample": each sample
+    # dealt on its own, as the paper's code does, so a person trains and tests (to measure that)
+    unit: str = "subject"
     train_datasets: tuple[str, ...] = ()
     test_datasets: tuple[str, ...] = ()
     # the [train] table as the file holds it, as sorted (key, value) pairs (a sub-table's value
@@ -51,7 +58,7 @@ class Protocol:
 
     @property
     def groups(self) -> int:
-        """The subject groups a repetition deals into: k folds, or train and test."""
+        """The groups a repetition deals its units into: k folds, or train and test."""
         return self.folds if self.kind == "kfold" else 2
 
     @property
@@ -105,6 +112,10 @@ def load_protocol(name_or_path: str | Path, directory: Path = PROTOCOLS_DIR) -> 
         )
     if protocol.kind not in KINDS:
         raise Fer3dError(f"{path}: kind must be kfold, holdout or cross, not {protocol.kind!r}")
+    if protocol.select_as is not None:
+        checked_name(protocol.select_as, "select_as", path)
+    if protocol.unit not in UNITS:
+        raise Fer3dError(f"{path}: unit must be subject or sample, not {protocol.unit!r}")
     return protocol
 
 

@@ -5,6 +5,11 @@ Run folders are shared and copied from clusters, so a checkpoint is untrusted in
 only tensors and plain containers and is read with `weights_only=True` (a pickle that would
 build any other object is refused unread), and its layout is checked before any of it is used.
 Both files are written atomically; `metrics.jsonl` follows the checkpoint's history.
+
+Since 0.16 a checkpoint also holds `best_test`: the first epoch of the best test accuracy so far,
+`{"epoch", "accuracy", "predictions": {sample id: dataset class index}}` (None before the first
+epoch); a resumed run continues from it, so that it ends with the same record as one that ran
+through. A checkpoint of an earlier version lacks it: `explain` reads it all the same.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from pathlib import Path
 import torch
 
 from fer3d_bench.io import atomic_path, inside
-from fer3d_bench.records.io import RecordDamaged, json_line, read_jsonl, record_file
+from fer3d_bench.records.io import RecordDamaged, json_line, read_jsonl, record_file, shown
 from fer3d_bench.records.result import renamed_history
 
 CHECKPOINT = "checkpoint.pt"
@@ -97,6 +102,9 @@ def _layout_problem(saved: object) -> str | None:
         return "'history' is not a list of epochs of numbers"
     if epoch != len(history):
         return f"its epoch count ({epoch}) and its history ({len(history)} epochs) disagree"
+    problem = _best_test_problem(saved.get("best_test"), history) if "best_test" in saved else None
+    if problem:
+        return problem
     norm = saved["normalisation"]
     if not (
         all(_numbers(norm.get(k), 3) for k in ("rgb_mean", "rgb_std"))
@@ -104,6 +112,38 @@ def _layout_problem(saved: object) -> str | None:
     ):
         return "'normalisation' needs rgb_mean and rgb_std (3 numbers each), depth_mean, depth_std"
     return None
+
+
+def _best_test_problem(best: object, history: list[dict]) -> str | None:
+    """What is wrong with a checkpoint's best-test record, or None: None before any epoch,
+    else the first epoch of the history's best test accuracy, with predictions of sample ids
+    (strings) to class indices (whole numbers >= 0). Whether they are this fold's test samples
+    only the resumed run can tell (`train.setup.resume`)."""
+    if best is None:
+        return "'best_test' is missing for its epochs" if history else None
+    if not isinstance(best, dict) or set(best) != {"epoch", "accuracy", "predictions"}:
+        return "'best_test' is not a table of epoch, accuracy and predictions"
+    epoch, accuracy, predictions = best["epoch"], best["accuracy"], best["predictions"]
+    if not _whole(epoch) or not 1 <= epoch <= len(history):
+        return f"'best_test' epoch {shown(epoch)} is not one of its {len(history)} epochs"
+    if not isinstance(predictions, dict) or not predictions:
+        return "'best_test' predictions are not a table of samples"
+    if not all(isinstance(k, str) and _whole(v) and v >= 0 for k, v in predictions.items()):
+        return "'best_test' predictions are not sample ids with class indices"
+    scores = [e.get("test_accuracy") for e in history]
+    if not all(map(_is_number, scores)):
+        return "'history' lacks a test accuracy of an epoch"
+    first = scores.index(max(scores)) + 1
+    if not _is_number(accuracy) or (epoch, accuracy) != (first, scores[first - 1]):
+        return (
+            f"'best_test' (epoch {shown(epoch)}, accuracy {shown(accuracy)}) is not the first "
+            f"epoch of its history's best test accuracy (epoch {first}, {scores[first - 1]})"
+        )
+    return None
+
+
+def _whole(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_tensor(value: object) -> bool:

@@ -107,7 +107,9 @@ RULES: dict[str, Rule] = {  # every key a configuration may set
     "effective_batch": Rule("int", 1, 1 << 20),
     "lr_backbone": _RATE,
     "lr_head": _RATE,
-    "final_lr": Rule("number", 0),
+    # the one-cycle schedule's start and end, both groups (at most each group's maximum: checked
+    # in TrainConfig); zero is allowed: a schedule from and to a standstill
+    "min_lr": Rule("number", 0),
     "pct_start": Rule("number", 0, 1, low_open=True, high_open=True),
     "weight_decay": _WEIGHT,
     "augment": Rule("bool"),
@@ -190,7 +192,10 @@ class TrainConfig:
     effective_batch: int = 128
     lr_backbone: float = 1e-4  # one-cycle maximum, backbones
     lr_head: float = 1e-3  # one-cycle maximum, fusion network and classifier
-    final_lr: float = 1e-6  # both groups end here
+    # one-cycle minimum, both groups: each starts here, rises to its maximum and comes back
+    # down here (Table III: "min LR 1e-6" for both). Up to 0.15 it started at torch's default
+    # max / 25, as the authors' code does, and only ended here (as `final_lr`)
+    min_lr: float = 1e-6
     pct_start: float = 0.3
     weight_decay: float = 0.01
     augment: bool = True
@@ -207,6 +212,12 @@ class TrainConfig:
         for item in fields(self):
             if item.name not in ("model", "loss"):
                 check_value(item.name, getattr(self, item.name))
+        if self.min_lr > min(self.lr_backbone, self.lr_head):
+            raise ConfigError(
+                f"min_lr = {_shown(self.min_lr)}: expected at most lr_backbone "
+                f"({_shown(self.lr_backbone)}) and lr_head ({_shown(self.lr_head)}); the "
+                "one-cycle schedule rises from it to each"
+            )
         if self.effective_batch % self.batch_size:
             raise ConfigError(
                 f"effective_batch = {self.effective_batch}: expected a multiple of batch_size "
@@ -264,6 +275,11 @@ ABLATIONS: dict[str, dict] = {  # the paper's tables VI, VII and VIII, each chan
 }
 
 PAPER = "paper"  # the preset of the paper's configuration
+# keys a configuration recorded by an earlier version holds under another name. Up to 0.15 the
+# schedule's end was `final_lr` (it started at torch's max / 25): read back (`explain` builds
+# the model of an old fold), it becomes `min_lr`; a resume compares the recorded keys
+# themselves, so an old folder is refused, never continued under the new schedule
+RENAMED_KEYS = {"final_lr": "min_lr"}
 
 
 def with_overrides(config: TrainConfig, **changes) -> TrainConfig:
@@ -328,6 +344,9 @@ def config_from_dict(values: object, where: Path | str | None = None) -> TrainCo
             raise ConfigError("the configuration is not a table of settings")
         values = dict(values)
         model, loss = values.pop("model", {}), values.pop("loss", {})
+        for old, new in RENAMED_KEYS.items():
+            if old in values and new not in values:
+                values[new] = values.pop(old)
         if not isinstance(model, Mapping) or not isinstance(loss, Mapping):
             raise ConfigError("the configuration's model and loss are not tables of settings")
         keys = [*values, *(f"model.{k}" for k in model), *(f"loss.{k}" for k in loss)]
@@ -422,3 +441,9 @@ def _check_pairs(overrides: Mapping) -> None:
         TrainConfig(
             batch_size=overrides["batch_size"], effective_batch=overrides["effective_batch"]
         )
+    for rate in ("lr_backbone", "lr_head"):
+        if {"min_lr", rate} <= overrides.keys() and overrides["min_lr"] > overrides[rate]:
+            raise ConfigError(
+                f"min_lr = {_shown(overrides['min_lr'])}: expected at most {rate} "
+                f"({_shown(overrides[rate])}); the one-cycle schedule rises from it to each"
+            )

@@ -3,13 +3,18 @@
 `train` takes a fold (`train.fold`), a configuration and where to train, builds the run's pieces
 (`train.setup`), resumes from the folder's checkpoint, then trains. Each epoch trains on the
 fold's training samples, then scores its test samples (for the curves and the final
-predictions; the test fold never chooses anything; the last epoch's pass also gives each test
-sample's embedding, for the report's t-SNE), appends one JSON line to `metrics.jsonl` and writes
-`checkpoint.pt` atomically (`train.checkpoint`). A run started again in the same folder with the
-same configuration resumes from it and ends with the same weights as an uninterrupted run (CPU,
-same machine); `metrics.jsonl` is rewritten from the checkpoint's history on resume, so an epoch
-logged just before a kill is not logged twice. One process trains in a folder at a time (its
-lock, `fer3d_bench.processes.folder_lock`).
+predictions; the last epoch's pass also gives each test sample's embedding, for the report's
+t-SNE), appends one JSON line to `metrics.jsonl` and writes `checkpoint.pt` atomically
+(`train.checkpoint`). The test fold chooses nothing in training: no weights, no stopping, no
+setting. It is also kept which epoch scored best on it (the first to reach the best accuracy)
+with that epoch's predictions, so that a run may report that epoch instead of the last
+(`--epoch-selection best-test`: what the paper's code reports, labelled optimistic wherever it
+appears); that choice of the reported epoch is all it ever chooses. A run started again in the same
+folder with the same configuration resumes from the checkpoint and ends with the same weights
+and the same best epoch as an uninterrupted run (CPU, same machine); `metrics.jsonl` is
+rewritten from the checkpoint's history on resume, so an epoch logged just before a kill is not
+logged twice. One process trains in a folder at a time (its lock,
+`fer3d_bench.processes.folder_lock`).
 
 On a GPU the fold's samples are read once onto it and batched and augmented there
 (`train.data.ResidentDataset`), so that several folds trained at once keep it busy; elsewhere a
@@ -43,7 +48,7 @@ from fer3d_bench.train.data import FerTorchDataset, ResidentBatches, ResidentDat
 from fer3d_bench.train.device import torch_device
 from fer3d_bench.train.environment import Placement
 from fer3d_bench.train.fold import TrainingFold
-from fer3d_bench.train.setup import Fit, build_fit, checkpoint_state, resume
+from fer3d_bench.train.setup import BestEpoch, Fit, build_fit, checkpoint_state, resume
 from fer3d_bench.weights.backbone import load_backbone_weights
 from fer3d_bench.weights.request import PretrainedWeights
 
@@ -57,6 +62,9 @@ class TrainResult:
     test_accuracy: float
     predictions: dict[str, int]  # sample id -> predicted class index (test samples)
     embeddings: dict[str, np.ndarray] = field(default_factory=dict)  # sample id -> (D,) float32
+    # the first epoch of the best test accuracy, with its accuracy and predictions (optimistic:
+    # chosen on the test fold); None only when no epoch ran
+    best_test: BestEpoch | None = None
 
 
 def train(
@@ -76,7 +84,8 @@ def train(
     are dataset class indices either way. `stop_after` ends the call after that epoch, as an
     interruption would, leaving the checkpoint a later call resumes from. `resident`: hold the
     fold's samples on the device and augment there (None: on CUDA only); the history,
-    predictions and weights are the same either way.
+    predictions and weights are the same either way. The result's `predictions` are the last
+    epoch's; `best_test` is the first epoch of the best test accuracy, kept across a resume.
     """
     out = output_folder(out)
     dev = torch_device(placement)
@@ -102,6 +111,8 @@ def train(
             started = time.perf_counter()
             record = _train_epoch(fit, epoch, amp, scaler, placement.progress)
             test_accuracy, predictions, embeddings = predict(fit.model, fit.test_set, fit)
+            if fit.best is None or test_accuracy > fit.best.accuracy:  # ties: the earlier epoch
+                fit.best = BestEpoch(epoch + 1, test_accuracy, dict(predictions))
             record |= {
                 "test_accuracy": test_accuracy,
                 "lr_backbone": fit.optimizer.param_groups[0]["lr"],
@@ -115,7 +126,7 @@ def train(
         if not predictions:  # resumed after the last epoch: score the test fold once more
             _, predictions, embeddings = predict(fit.model, fit.test_set, fit)
     final = fit.history[-1]["test_accuracy"] if fit.history else float("nan")
-    return TrainResult(fit.history, checkpoint, final, predictions, embeddings)
+    return TrainResult(fit.history, checkpoint, final, predictions, embeddings, fit.best)
 
 
 def _train_epoch(fit: Fit, epoch: int, amp, scaler, progress: bool) -> dict:
@@ -180,7 +191,7 @@ def _step(fit: Fit, scaler) -> None:
         fit.centers_opt.step()
     fit.optimizer.zero_grad(set_to_none=True)
     fit.centers_opt.zero_grad(set_to_none=True)
-    if fit.scheduler.last_epoch < fit.steps - 1:  # the last step runs at final_lr
+    if fit.scheduler.last_epoch < fit.steps - 1:  # the last step runs at min_lr
         fit.scheduler.step()
 
 

@@ -1,11 +1,12 @@
 """A training run's pieces, built from the seed: datasets, model, loss, optimisers, schedule;
-and the same pieces continued from a checkpoint, or put into one."""
+and the same pieces continued from a checkpoint, or put into one (with the history and the
+epoch of best test accuracy so far, so that a resumed run ends as an uninterrupted one)."""
 
 from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,17 @@ from fer3d_bench.train.data import AugmentConfig, FerTorchDataset, ResidentDatas
 from fer3d_bench.train.fold import TrainingFold
 from fer3d_bench.train.losses import FerLoss, centers_optimizer, class_weights
 from fer3d_bench.train.model import FerNet
+
+
+@dataclass
+class BestEpoch:
+    """The first epoch that reached the best test accuracy so far, with its predictions: what
+    `--epoch-selection best-test` reports for the fold (optimistic: the test fold chooses it).
+    A later epoch replaces it only with a strictly higher accuracy."""
+
+    epoch: int  # 1-based
+    accuracy: float
+    predictions: dict[str, int]  # sample id -> predicted dataset class index (test samples)
 
 
 @dataclass
@@ -46,6 +58,7 @@ class Fit:
     signature: dict
     epoch: int = 0
     history: list[dict] = field(default_factory=list)
+    best: BestEpoch | None = None  # None before the first epoch
 
 
 def build_fit(
@@ -104,7 +117,15 @@ def build_fit(
 
 
 def one_cycle(optimizer, max_lrs: list[float], steps: int, config: TrainConfig):
-    """torch's one-cycle schedule, with every group ending at `config.final_lr`."""
+    """torch's one-cycle schedule (cosine, no momentum cycle) from `config.min_lr` up to each
+    group's maximum and back down to `config.min_lr` (Table III: min LR 1e-6 for both groups).
+
+    OneCycleLR starts every group at its max / `div_factor` (one factor for all groups, so it
+    cannot start two maxima at one minimum) and ends it at that / `final_div_factor`; its phases
+    read both ends from each group's "initial_lr" and "min_lr", so these are set there. Its
+    constructor already took step 0 at the old start: step 0 lies at the first phase's start,
+    "initial_lr", so that is what each group's rate (and the scheduler's record of it) becomes.
+    """
     scheduler = torch.optim.lr_scheduler.OneCycleLR(
         optimizer,
         max_lr=max_lrs,
@@ -114,7 +135,9 @@ def one_cycle(optimizer, max_lrs: list[float], steps: int, config: TrainConfig):
         cycle_momentum=False,
     )
     for group in optimizer.param_groups:
-        group["min_lr"] = config.final_lr  # OneCycleLR reads this per group
+        group["initial_lr"] = group["min_lr"] = group["lr"] = config.min_lr
+    scheduler.base_lrs = [config.min_lr for _ in optimizer.param_groups]
+    scheduler._last_lr = [config.min_lr for _ in optimizer.param_groups]  # get_last_lr()
     return scheduler
 
 
@@ -136,6 +159,7 @@ def resume(fit: Fit, checkpoint: Path) -> None:
     if saved["epoch"] > fit.config.epochs:
         problem = f"epoch {saved['epoch']} of a configuration of {fit.config.epochs} epochs"
     problem = problem or _schedule_problem(saved["scheduler"], fit.scheduler.state_dict())
+    problem = problem or _best_problem(saved, fit)
     if problem:
         raise RecordDamaged(checkpoint, f"does not fit this run ({problem}); delete it")
     try:
@@ -152,6 +176,35 @@ def resume(fit: Fit, checkpoint: Path) -> None:
         raise RecordDamaged(checkpoint, f"does not fit this model ({problem})")
     fit.epoch = saved["epoch"]
     fit.history = [renamed_history(e) for e in saved["history"]]
+    fit.best = None if saved["best_test"] is None else BestEpoch(**saved["best_test"])
+
+
+def _best_problem(saved: dict, fit: Fit) -> str | None:
+    """What keeps a saved best-test record from being one of this fold's epochs, or None.
+
+    `read_checkpoint` checked its layout and that it is the first epoch of the history's best
+    test accuracy; here its predictions must be of this fold's test samples, as many, each a
+    class this classifier has, and their accuracy the one recorded.
+    """
+    if "best_test" not in saved:  # written before 0.16: the earlier epochs' best is lost
+        return "it holds no best-test epoch (written before 0.16)"
+    best = saved["best_test"]
+    if best is None:
+        return None
+    indices = [int(i) for i in fit.test_set.indices]
+    labels = {fit.data.sample_ids[i]: int(fit.data.labels[i]) for i in indices}
+    predictions = best["predictions"]
+    if predictions.keys() != labels.keys():
+        return (
+            f"its best-test predictions name {len(predictions)} samples, not exactly this "
+            f"fold's {len(labels)} test samples"
+        )
+    if not set(predictions.values()) <= set(fit.outputs):
+        return "its best-test predictions hold classes this classifier does not have"
+    accuracy = sum(predictions[s] == k for s, k in labels.items()) / max(len(labels), 1)
+    if accuracy != best["accuracy"]:
+        return f"its best-test predictions score {accuracy}, not the {best['accuracy']} recorded"
+    return None
 
 
 def _schedule_problem(saved: dict, fresh: dict) -> str | None:
@@ -206,6 +259,7 @@ def checkpoint_state(fit: Fit) -> dict:
         "rng": torch.get_rng_state(),
         "epoch": fit.epoch,
         "history": fit.history,
+        "best_test": None if fit.best is None else asdict(fit.best),
         "signature": fit.signature,
         "normalisation": fit.norm.as_dict(),
     }

@@ -8,6 +8,11 @@ validation part of one inner split. The deal is `splits.assign`'s: subjects rank
 of "tune-inner|1|<seed>|0|<subject id>", then dealt in turn, stratum by stratum of the
 protocol's `balance` (sex, for BU-3DFE), so it depends on the seed and the subject ids alone,
 never on a listing order or a library's random stream.
+
+A protocol dealt by sample (`unit = "sample"`) is refused: its test samples' subjects train in
+the same fold, so no validation fold made of its training samples could stand for unseen people,
+and tuning on it would tune to the leak it exists to measure. Tune on its subject-independent
+counterpart and evaluate the by-sample protocol with the configuration found there.
 """
 
 from __future__ import annotations
@@ -76,6 +81,13 @@ def nested_split(
     manifest exactly, or when the fold trains on fewer than `k` subjects."""
     if k < 2:
         raise TuneError(f"--inner-folds {k}: at least 2 are needed (one validates, one trains)")
+    protocol = sp.load_protocol(protocol_name)
+    if protocol.unit != "subject":
+        raise TuneError(
+            f"{protocol.source}: {protocol.name} deals its folds by {protocol.unit}, so its test "
+            "subjects also train; nested tuning needs subject-independent folds: tune on its "
+            "subject-independent counterpart and evaluate this one with that configuration"
+        )
     with H5Dataset(dataset) as data:
         items = items_of(data)
         found = CheckedManifest.of_protocol(protocol_name, manifests).against(dataset, items)

@@ -1,5 +1,6 @@
 """evaluate: fold jobs, resuming without retraining, refusals, failed folds, submitit."""
 
+import hashlib
 import json
 import shutil
 from dataclasses import replace
@@ -289,11 +290,30 @@ def test_exclude_flagged_trains_without_them_records_it_and_names_it(small, tmp_
         make_plan(spec)  # the same folder without --exclude-flagged
 
 
+def _replace_in(run: Path, changes: dict[str, str]) -> None:
+    """Each text replaced in the run folder's run.json and result.json files."""
+    for path in [run / "run.json", *run.rglob("result.json")]:
+        text = path.read_text()
+        for before, after in changes.items():
+            text = text.replace(before, after)
+        path.write_text(text)
+
+
+def _sha(config: dict) -> str:
+    """A job's config_sha256 (records.job): of its configuration's canonical JSON."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def test_a_run_folder_written_by_0_7_resumes_without_retraining(small, tmp_path, monkeypatch):
     """The checked-in folder (tests/data/run-0.7.0, made by 0.7.0 on this same sample) is
     recognised as finished: its run.json merges and each result's job block equals the job this
     version plans. Its dataset fingerprint and manifest hash are set to this build's first, so
-    that the test checks the run folder's format, not the renderer's pixels."""
+    that the test checks the run folder's format, not the renderer's pixels.
+
+    Since 0.16 the one-cycle schedule starts at `min_lr` (it started at max / 25 and ended at
+    `final_lr`): a folder of the old schedule is refused before anything trains, and only with
+    its configuration renamed (and its hash made again) is it this version's configuration."""
     fixture = Path(__file__).parents[1] / "data" / "run-0.7.0"
     out = shutil.copytree(fixture, tmp_path / "run", ignore=shutil.ignore_patterns("make.py"))
     old = json.loads((fixture / "run.json").read_text())
@@ -303,12 +323,15 @@ def test_a_run_folder_written_by_0_7_resumes_without_retraining(small, tmp_path,
             old["dataset"]["fingerprint"]: data.fingerprint,
             old["protocols"]["bu3dfe-legacy"]["manifest_sha256"]: manifest.sha256,
         }
-    for path in [out / "run.json", *out.rglob("result.json")]:
-        text = path.read_text()
-        for before, after in now.items():
-            text = text.replace(before, after)
-        path.write_text(text)
+    _replace_in(out, now)
     calls = _counting_train(monkeypatch)
+    with pytest.raises(ConfigError, match=r"differs in final_lr 1e-06 -> '\(absent\)', min_lr"):
+        make_plan(_spec(small, out, repetitions=1, max_folds=2))
+    assert calls == []
+    job = json.loads((out / "bu3dfe-legacy/0/0/result.json").read_text())["job"]
+    config = job["config"]  # as 0.7 wrote the job block
+    renamed = {("min_lr" if k == "final_lr" else k): v for k, v in config.items()}
+    _replace_in(out, {'"final_lr"': '"min_lr"', job["config_sha256"]: _sha(renamed)})
     plan = make_plan(_spec(small, out, repetitions=1, max_folds=2))
     assert [j.folder for j in plan.jobs] == ["bu3dfe-legacy/0/0", "bu3dfe-legacy/0/1"]
     assert plan.pending() == []

@@ -11,8 +11,10 @@ from fer3d_bench import splits as sp
 from fer3d_bench.cli import main
 from fer3d_bench.errors import Fer3dError
 from fer3d_bench.io import _HOST
-from fer3d_bench.pipeline.score import score
+from fer3d_bench.pipeline.score import score, stated_conditions
+from fer3d_bench.records.conditions import NOT_STATED
 from fer3d_bench.records.predictions import PredictionsError
+from fer3d_bench.report.conditions import OPTIMISTIC_NOTE
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +71,84 @@ def test_score_on_evaluates_own_predictions_reproduces_every_number(evaluated, s
                 row.pop(key, None)
     assert theirs["aggregate"] == ours["aggregate"]
     assert "ours (submitted predictions)" in result.output
-    assert "TRUNCATED: 2 of 100 repetitions, 2 of 10 folds" in theirs["title"]
+    # the small world's manifest is not the one fer3d-bench publishes: the title says so
+    data = (
+        "not the published manifest: 3 subjects, 36 samples (the published bu3dfe-legacy "
+        "1.0.0: 60 subjects, 720 samples)"
+    )
+    assert f"TRUNCATED: {data}; 2 of 100 repetitions, 2 of 10 folds" in theirs["title"]
     markdown = (tmp_path / "scored" / "report.md").read_text()
     assert "The submitter's own description, as given:\n- model: ours" in markdown
+
+
+def test_the_submitter_states_conditions_and_the_rest_is_not_stated(evaluated, small, tmp_path):
+    args = ["score", "--protocol", "bu3dfe-legacy", "--manifests", str(small / "m")]
+    args += ["--predictions", str(evaluated / "predictions.csv"), "--model", "theirs"]
+    stated = ["--epoch-selection", "best-test", "--epochs", "20", "--weights", "ImageNet"]
+    result = CliRunner().invoke(main, [*args, *stated, "--out", str(tmp_path / "stated")])
+    assert result.exit_code == 0, result.output
+    info = json.loads((tmp_path / "stated" / "run.json").read_text())
+    assert info["submission"]["conditions"] == {
+        "epoch_selection": "best-test",
+        "epochs": 20,
+        "weights": "ImageNet",
+    }
+    group = json.loads((tmp_path / "stated" / "report.json").read_text())["groups"][0]
+    conditions = group["conditions"]
+    assert (conditions["epoch_selection"], conditions["epochs"]) == ("best-test", 20)
+    assert conditions["unit"] == "subject"  # the manifest deals the folds: ours to say
+    assert (conditions["subjects"], conditions["samples"]) == (3, 36)
+    assert conditions["published_manifest"] is False
+    assert (conditions["input_size"], conditions["test_seen"]) == (None, NOT_STATED)
+    assert OPTIMISTIC_NOTE in group["title"]  # as stated: the predictions are scored as given
+    assert group["aggregate"]["folds_ok"] == 4
+    markdown = (tmp_path / "stated" / "report.md").read_text()
+    assert "- how the epoch was chosen: best-test\n- epochs: 20\n" in markdown
+    assert "- input size (px): not stated\n" in markdown
+    assert "- pretrained weights: ImageNet\n" in markdown
+    assert "## Timings\n\nnot stated: submitted predictions carry no training time." in markdown
+    assert "epoch: the epoch with the best test accuracy" in markdown
+
+    result = CliRunner().invoke(main, [*args, "--out", str(tmp_path / "unstated")])
+    assert result.exit_code == 0, result.output
+    info = json.loads((tmp_path / "unstated" / "run.json").read_text())
+    assert info["submission"]["conditions"] == {}
+    group = json.loads((tmp_path / "unstated" / "report.json").read_text())["groups"][0]
+    assert group["conditions"]["epoch_selection"] == NOT_STATED
+    assert group["conditions"]["weights"] == NOT_STATED and group["conditions"]["epochs"] is None
+    assert OPTIMISTIC_NOTE not in group["title"]
+    markdown = (tmp_path / "unstated" / "report.md").read_text()
+    assert "- dataset: not stated (no dataset is read" in markdown
+    assert "- pretrained weights: not stated" in markdown
+    assert "the model's configuration and seed: not stated" in markdown
+    for ours in ("`None`", "seed None", "config `{}`", "trained from scratch", "| total | 0.0 |"):
+        assert ours not in markdown  # nothing of ours said of someone else's model
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--epoch-selection", "best"],
+        ["--epochs", "0"],
+        ["--input-size", "-3"],
+    ],
+)
+def test_a_stated_condition_is_checked(evaluated, small, tmp_path, option):
+    args = ["score", "--protocol", "bu3dfe-legacy", "--manifests", str(small / "m")]
+    args += ["--predictions", str(evaluated / "predictions.csv"), "--out", str(tmp_path / "o")]
+    result = CliRunner().invoke(main, [*args, *option])
+    assert result.exit_code == 2 and option[0] in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_stated_conditions_refuses_what_it_does_not_know():
+    assert stated_conditions({"epochs": 20, "weights": None}) == {"epochs": 20}
+    with pytest.raises(Fer3dError, match=r"unknown submission conditions \['unit'\]"):
+        stated_conditions({"unit": "sample"})
+    with pytest.raises(Fer3dError, match="the stated epochs must be a positive integer"):
+        stated_conditions({"epochs": True})
+    with pytest.raises(Fer3dError, match="the stated weights must be a non-empty text"):
+        stated_conditions({"weights": "  "})
 
 
 @pytest.mark.parametrize(

@@ -162,5 +162,6 @@ def test_cli_train_and_bad_overrides(learn, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "test-fold accuracy" in result.output
+    assert "epoch 1 (optimistic: chosen on the test fold" in result.output  # of one epoch
     with pytest.raises(Fer3dError, match="unknown configuration key"):
         with_overrides(PRESETS["tiny"], **{"model.nonsense": 1})
