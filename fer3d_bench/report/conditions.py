@@ -8,7 +8,7 @@ the rest is "not stated".
 
 from __future__ import annotations
 
-from fer3d_bench.records.conditions import NOT_STATED, Conditions
+from fer3d_bench.records.conditions import NOT_STATED, OPTIMISTIC, Conditions
 from fer3d_bench.records.run import RunInfo, flat_config
 from fer3d_bench.resources import manifests_dir
 from fer3d_bench.splits import read_manifest
@@ -17,6 +17,7 @@ from fer3d_bench.splits import read_manifest
 LEAKY_NOTE = "folds by sample: the same person in train and test"
 OPTIMISTIC_NOTE = "epoch chosen on the test fold (optimistic)"
 TUNED_NOTE = "hyperparameters tuned on subjects of its own test folds"
+TUNED_ON = "hyperparameters tuned on the training subjects of repetition"  # in test_seen
 DATA_NOTE = "not the published manifest"
 
 
@@ -50,7 +51,7 @@ def group_conditions(info: RunInfo, protocol: str, variant: str = "full") -> Con
         epochs=config.get("epochs"),
         input_size=config.get("model.input_size"),
         weights=weights_words(info.weights_record),
-        test_seen=test_seen(info, protocol),
+        test_seen=test_seen(info, protocol, entry.selection),
         **data,
     )
 
@@ -66,22 +67,27 @@ def weights_words(record: dict) -> str:
     return f"{known} (sha256 {sha}…)"
 
 
-def test_seen(info: RunInfo, protocol: str) -> str:
-    """'no', or which choice saw test folds: a configuration tuned on one fold's training
-    subjects has seen the test subjects of every other fold of that protocol."""
+def test_seen(info: RunInfo, protocol: str, selection: str = "last") -> str:
+    """'no', or which choices saw test folds: the epoch, when each fold reports its best test
+    epoch, and a configuration tuned on one fold's training subjects, who are the test subjects
+    of every other fold of that protocol."""
+    seen = []
+    if selection == OPTIMISTIC:
+        seen.append("the epoch reported for each fold is its best on its own test samples")
     tuned = (info.config_file or {}).get("tuned")
-    if not tuned:
-        return "no"
-    if tuned.get("protocol") != protocol:
+    if tuned and tuned.get("protocol") == protocol:
+        seen.append(
+            f"{TUNED_ON} {tuned.get('repetition')} fold {tuned.get('fold')}, who are the test "
+            "subjects of the other folds"
+        )
+    if seen:
+        return "yes: " + "; ".join(seen)
+    if tuned:
         return (
             f"no (hyperparameters tuned on {tuned.get('protocol')}, whose subjects may overlap "
             "this protocol's test folds)"
         )
-    return (
-        f"yes: hyperparameters tuned on the training subjects of repetition "
-        f"{tuned.get('repetition')} fold {tuned.get('fold')}, who are the test subjects of the "
-        "other folds"
-    )
+    return "no"
 
 
 def condition_notes(conditions: Conditions, protocol: str, version: str) -> list[str]:
@@ -95,7 +101,7 @@ def condition_notes(conditions: Conditions, protocol: str, version: str) -> list
         notes.append(LEAKY_NOTE)
     if conditions.optimistic:
         notes.append(OPTIMISTIC_NOTE)
-    if conditions.test_seen.startswith("yes"):
+    if TUNED_ON in conditions.test_seen:  # the epoch's choice has its own note
         notes.append(TUNED_NOTE)
     return notes
 
