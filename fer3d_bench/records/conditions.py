@@ -126,10 +126,13 @@ class Conditions:
     def _other_data(self, other: Conditions) -> str:
         """Words for data that differ, or "": a manifest that is not the published one, two
         manifests (sha256) that differ, or data named in words that differ from ours ("60 of
-        the 100 subjects, drawn once" is not a manifest anybody can check)."""
+        the 100 subjects, drawn once" is not a manifest anybody can check). Two numbers on
+        one manifest have the same data, published or not."""
+        if self.data == other.data and self.data != NOT_STATED:
+            return ""
         if self.published_manifest is False or other.published_manifest is False:
             return "other data: not the published manifest"
-        if NOT_STATED in (self.data, other.data) or self.data == other.data:
+        if NOT_STATED in (self.data, other.data):
             return ""
         if _SHA256.fullmatch(self.data) and _SHA256.fullmatch(other.data):
             return "other data: different manifests"

@@ -348,3 +348,23 @@ def test_the_tuned_lines_validation_accuracy_is_a_percentage(tmp_path):
     group = json.loads(paths.json.read_text())["groups"][0]
     assert group["conditions"]["test_seen"].startswith("yes: hyperparameters tuned on")
     assert "hyperparameters tuned on subjects of its own test folds" in group["title"]
+
+
+def test_data_differ_only_where_the_manifests_do():
+    sha, other = "a" * 64, "b" * 64
+    mine = Conditions(unit="subject", epoch_selection="last", test_seen="no", data=sha)
+    unpublished = {"published_manifest": False, "subjects": 12, "samples": 300}
+    # two runs on one unpublished manifest have the same data
+    assert (
+        Conditions(**{**mine.__dict__, **unpublished}).differences(
+            Conditions(**{**mine.__dict__, **unpublished})
+        )
+        == []
+    )
+    # another manifest, or one of them not the published manifest, is other data
+    assert mine.differences(Conditions(**{**mine.__dict__, "data": other})) == [
+        "other data: different manifests"
+    ]
+    assert mine.differences(Conditions(**{**mine.__dict__, **unpublished, "data": other})) == [
+        "other data: not the published manifest"
+    ]
