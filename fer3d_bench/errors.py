@@ -6,16 +6,30 @@ from pathlib import Path
 
 
 class Fer3dError(Exception):
-    """Base class of every error fer3d-bench raises on purpose."""
+    """Base class of every error fer3d-bench raises on purpose.
+
+    The message says what to do in Python terms (an argument: `manifests=DIR`); where the
+    command line says it differently (an option: `--manifests DIR`), `cli` holds that wording,
+    and the CLI prints `for_cli()`. One error, said to each reader in the terms they type.
+    """
+
+    def __init__(self, *args, cli: str | None = None):
+        super().__init__(*args)
+        self.cli = cli
+
+    def for_cli(self) -> str:
+        """The message as the command line says it."""
+        return self.cli or str(self)
 
 
 class FileError(Fer3dError):
     """A file cannot be used as it stands: "PATH: problem", with both kept for callers."""
 
-    def __init__(self, path: Path | str, problem: str):
+    def __init__(self, path: Path | str, problem: str, cli_problem: str | None = None):
         self.path = Path(path)
         self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+        cli = f"{self.path}: {cli_problem}" if cli_problem else None
+        super().__init__(f"{self.path}: {problem}", cli=cli)
 
 
 class FormatError(FileError):

@@ -193,13 +193,15 @@ def regular_file(path: Path | str, *, what: str = "file", max_bytes: int | None 
 def atomic_path(target: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside `target`; rename it onto `target` only on success.
 
-    The temporary name holds this host and process id (`.NAME.tmp-HOST-PID`); temporary files of
-    `target` left by a killed process on this host are removed first, so none accumulate.
+    The temporary name holds this host and process id (`.NAME.tmp-HOST-PID`); temporary files
+    left in the folder by a killed process on this host are removed, so none accumulate: the
+    whole folder once per process (`_sweep`), since listing it for every file written would
+    make a render of n samples cost n² (three files a sample, 12,000 samples to a folder).
     """
     target = Path(target)
     if not target.parent.is_dir():
         raise Fer3dError(f"{target}: output folder {target.parent} does not exist")
-    remove_stale_temporaries(target)
+    _sweep(target.parent)
     tmp = target.with_name(f".{target.name}.tmp-{_HOST}-{os.getpid()}")
     tmp.unlink(missing_ok=True)  # an earlier process of this id's, or a planted link
     try:
@@ -217,10 +219,26 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
 
 
+_SWEPT: set[tuple[int, str]] = set()  # (process id, folder) already swept by that process
+
+
+def _sweep(folder: Path) -> None:
+    """Remove every stale temporary file in `folder` (see `remove_stale_temporaries`), once per
+    process and folder: a writer that dies later leaves its file to the next run's sweep."""
+    key = (os.getpid(), os.path.abspath(folder))  # a forked child sweeps for itself
+    if key not in _SWEPT:
+        _remove_stale(folder.glob(".*.tmp-*"))
+        _SWEPT.add(key)
+
+
 def remove_stale_temporaries(target: Path) -> list[Path]:
     """Delete `target`'s temporary files whose writer, a process of this host, is gone."""
+    return _remove_stale(target.parent.glob(f".{glob.escape(target.name)}.tmp-*"))
+
+
+def _remove_stale(candidates: Iterator[Path]) -> list[Path]:
     removed = []
-    for tmp in target.parent.glob(f".{glob.escape(target.name)}.tmp-*"):
+    for tmp in candidates:
         host, _, pid = tmp.name.rpartition(".tmp-")[2].rpartition("-")
         if host in (_HOST, "") and pid.isdigit() and not process_alive(int(pid)):
             if tmp.is_dir() and not tmp.is_symlink():  # a folder written whole (`score`)

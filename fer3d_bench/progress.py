@@ -130,15 +130,18 @@ def progress(
     leave: bool | None = True,
     stream: IO[str] | None = None,
     line_interval: float | None = None,
+    initial: int = 0,
 ) -> tqdm:
     """A tqdm progress bar over `iterable` (or for manual `update`) suited to `stream`.
 
     `stream` defaults to `sys.stderr` (looked up at call time). `line_interval` overrides
     `LINE_INTERVAL` in line mode (seconds between intermediate lines). See the module
-    docstring for the modes and the ``FER3D_PROGRESS`` override.
+    docstring for the modes and the ``FER3D_PROGRESS`` override. `initial`: units done before
+    this call (reused), counted in n/total but not in the rate.
     """
     stream = sys.stderr if stream is None else stream
     common = {"total": total, "desc": desc, "unit": unit, "leave": leave, "file": stream}
+    common["initial"] = initial
     mode = _mode(enabled, stream)
     if mode == "off":
         return tqdm(iterable, **common, disable=True)

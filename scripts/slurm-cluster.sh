@@ -7,6 +7,8 @@
 #                                          the SLURM_CONF to export (the tests find DIR/slurm.conf)
 #   scripts/slurm-cluster.sh stop [DIR]    stop every daemon that `start` started, by pid
 #   scripts/slurm-cluster.sh status [DIR]  exit 0 if the cluster answers
+#   scripts/slurm-cluster.sh remove [DIR]  stop it, then delete DIR (its database, logs and
+#                                          state, about 180 MB) and the .slurm link to it
 #
 # DIR defaults to a folder of its own under /tmp, linked from .slurm in the repository (where the
 # tests look): munged and MariaDB run as their own users, and must be able to reach it through
@@ -185,6 +187,11 @@ start() {
 case "$command" in
   start) start ;;
   stop) stop ;;
+  remove)
+    stop
+    rm -rf -- "$dir"
+    [ -L .slurm ] && [ "$(readlink .slurm)" = "$dir" ] && rm -f .slurm
+    echo "slurm-cluster: removed $dir" ;;
   status) answers && SLURM_CONF="$dir/slurm.conf" sinfo ;;
-  *) echo "usage: $0 start|stop|status [DIR]" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|remove|status [DIR]" >&2; exit 2 ;;
 esac

@@ -1,8 +1,31 @@
 """Session fixtures: the one factory of generated worlds (tests/worlds.py) and the worlds that
-several rooms share, each a thin view of it."""
+several rooms share, each a thin view of it; and the hook that keeps the `cuda` tests to
+machines that have a CUDA device."""
+
+import os
 
 import pytest
 from worlds import SMALL, SMALL_SIZE, TINY, TINY_SIZE, Worlds, roots_of, sources_of
+
+
+def pytest_runtest_setup(item):
+    """A test marked `cuda` is skipped, saying why, where torch sees no CUDA device; under
+    FER3D_REQUIRE_CUDA=1 (scripts/gpu-check.sh on a GPU machine) that fails instead, so that a
+    GPU torch cannot use (a CPU-only wheel, a driver mismatch) is not passed as nothing to test.
+
+    torch is imported here only when a cuda test is about to run: the data side of the suite
+    never needs it.
+    """
+    if item.get_closest_marker("cuda") is None:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    problem = f"no CUDA device: torch {torch.__version__} (CUDA {torch.version.cuda}) sees none"
+    if os.environ.get("FER3D_REQUIRE_CUDA") == "1":
+        pytest.fail(f"FER3D_REQUIRE_CUDA=1 but {problem}")
+    pytest.skip(problem)
 
 
 @pytest.fixture(scope="session")

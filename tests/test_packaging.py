@@ -95,6 +95,6 @@ def test_wheel_ships_protocols_and_manifests(tmp_path):
         manifest = Path(manifests) / name / "1.0.0.json"
         out = _run([*python, cli, str(site), "splits", "show", str(manifest)], tmp_path, env)
         title, header, *rows = out.splitlines()
-        assert title.startswith(f"{name} 1.0.0 (kfold), repetition 0 of "), out
+        assert title.startswith(f"{name} 1.0.0 (kfold), repetition 0 (the 1st of "), out
         assert header.split()[:2] == ["fold", "subjects"] and header.split()[-1] == "total", out
         assert len(rows) >= 5 and rows[0].split()[0] == "0", out

@@ -37,6 +37,52 @@ COMMANDS = {  # name -> "module:command", in the order of the flow
     "demo": "fer3d_bench.cli.evaluation:demo",
 }
 
+# name -> the line `fer3d-bench --help` lists, kept here so that the listing imports no command
+# (each command's module pulls in torch, timm, matplotlib or pandas: seconds on a login node);
+# tests/cli/test_first_hour.py checks that every command has one and that torch stays out
+SUMMARIES = {
+    "make-sample": "Write a procedural sample of all three datasets.",
+    "scan": "Index a dataset ROOT: counts, every file skipped and why.",
+    "render-depth": "Aligned RGB crops and 16-bit depth maps for every sample.",
+    "build-dataset": "Merge the datasets into one versioned HDF5 file.",
+    "inspect": "Schema, counts, flags and QA sheets of a merged file.",
+    "verify": "Check every sample of a merged file against its checksums.",
+    "splits": "Protocols -> published, versioned, verifiable manifests.",
+    "weights": "Identify pretrained backbone files, import old pickles.",
+    "train": "Train the reference model on one fold of a manifest.",
+    "evaluate": "Train and test every fold of each protocol, then report.",
+    "reproduce": "Run one of the paper's experiments, in the paper's layout.",
+    "tune": "Random search of the paper's hyperparameters on one fold.",
+    "report": "A run folder's results as report.md, report.json, figures.",
+    "score": "Score anyone's predictions exactly as evaluate scores ours.",
+    "compare": "Compare runs or scored submissions fold by fold.",
+    "leaderboard": "One HTML page of runs' and submissions' reports.",
+    "explain": "Class-activation heatmaps over RGB and depth of one fold.",
+    "demo": "Everything on the generated sample, ending in the report.",
+}
+
+# the long commands: what Ctrl-C leaves in place, said instead of click's bare "Aborted!"
+KEPT_ON_INTERRUPT = {
+    "render-depth": "the samples rendered so far are kept",
+    "build-dataset": "the samples rendered so far are kept in the render folder (the .h5 is "
+    "written only once complete)",
+    "evaluate": "the finished folds are kept (their result.json); the fold that was training "
+    "starts again from its last checkpoint",
+    "reproduce": "the finished folds are kept (their result.json); the fold that was training "
+    "starts again from its last checkpoint",
+    "tune": "the finished trials are kept in --storage; the interrupted one is tried again",
+    "train": "the epochs finished are kept in OUT's checkpoint",
+    "demo": "every finished stage and fold is kept",
+}
+
+
+def interrupted(command: str) -> str:
+    """The line Ctrl-C prints for `command`: what was kept and how to resume."""
+    kept = KEPT_ON_INTERRUPT.get(command)
+    if kept is None:
+        return "interrupted"
+    return f"interrupted: {kept}; run the same command again to resume"
+
 
 class _Main(click.Group):
     """Loads each command's module when it is asked for (the lazy group of click's docs), and
@@ -51,11 +97,19 @@ class _Main(click.Group):
         module, attribute = COMMANDS[name].split(":")
         return getattr(importlib.import_module(module), attribute)
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The listing from SUMMARIES: `--help` loads no command module."""
+        with formatter.section("Commands"):  # each under 60 characters: one line at 80 columns
+            formatter.write_dl([(name, SUMMARIES[name]) for name in COMMANDS])
+
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:
+            click.secho(interrupted(ctx.invoked_subcommand or ""), fg="yellow", err=True)
+            sys.exit(130)  # the shell's status for a SIGINT
         except Fer3dError as exc:
-            click.secho(f"error: {exc}", fg="red", err=True)
+            click.secho(f"error: {exc.for_cli()}", fg="red", err=True)
             if getattr(exc, "exit_at_once", False):  # a library left unable to shut down
                 sys.stdout.flush()
                 sys.stderr.flush()

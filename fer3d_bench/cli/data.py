@@ -188,7 +188,16 @@ def build_dataset(out, render, workers, compression, render_dir, allow_failures,
         compression=None if compression == "none" else compression,
         allow_failures=allow_failures,
     )
-    report = build(roots, out, options, render_dir=render_dir, label_map=label_map, layout=layout)
+    render_folder = render_dir or out.with_name(out.name + ".render")
+    made_here = not render_folder.exists()
+    try:
+        report = build(
+            roots, out, options, render_dir=render_dir, label_map=label_map, layout=layout
+        )
+    except BaseException:
+        if made_here:  # nothing rendered before it stopped: no empty *.render/ left behind
+            _remove_empty(render_folder)
+        raise
     for dataset, counts in sorted(report.counts.items()):
         total = sum(counts.values())
         click.echo(f"{dataset}: {total} samples " + " ".join(f"{k}={v}" for k, v in counts.items()))
@@ -201,6 +210,16 @@ def build_dataset(out, render, workers, compression, render_dir, allow_failures,
         click.echo(line)
     click.echo(f"written {report.path}")
     click.echo(f"fingerprint {report.fingerprint}")
+
+
+def _remove_empty(folder: Path) -> None:
+    """`folder` and the folders in it, where they hold no file at all (kept otherwise)."""
+    if folder.is_symlink() or not folder.is_dir():
+        return
+    inner = [p for p in folder.rglob("*") if p.is_dir() and not p.is_symlink()]
+    for path in sorted(inner, key=lambda p: len(p.parts), reverse=True) + [folder]:
+        if not any(path.iterdir()):
+            path.rmdir()
 
 
 @click.command()

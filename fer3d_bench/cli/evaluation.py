@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from fer3d_bench.cli.cost import noted, paper_on_cpu_note
 from fer3d_bench.cli.options import (
     ablation_option,
     dataset_file,
@@ -43,8 +44,8 @@ launcher_option = click.option(
 @click.command("train")
 @dataset_file
 @click.option("--manifest", type=click.Path(path_type=Path, exists=True), required=True)
-@click.option("--fold", default=0, show_default=True, help="Test fold (hold-out: ignored).")
-@click.option("--repetition", default=0, show_default=True)
+@click.option("--fold", default=0, show_default=True, help="Test fold, from 0 (hold-out: ignored).")
+@click.option("--repetition", default=0, show_default=True, help="Repetition, from 0.")
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @preset_option
 @epochs_option
@@ -63,6 +64,9 @@ def train(dataset, manifest, fold, repetition, out, preset, epochs, ablation, en
         ablation=ablation,
         environment=environment.placed(progress=True),
     )
+    note = paper_on_cpu_note(spec.preset, environment.placement, dataset, epochs)
+    if note:  # train_fold says nothing before its first epoch: said here, before it starts
+        click.echo(note)
     result = train_fold(spec)
     if result.training_left_out:
         left_out = ", ".join(result.training_left_out)
@@ -202,7 +206,12 @@ def _run(*, config_file, epochs, preset, manifests, jobs, wait, **options) -> No
         config_source=loaded.source or None,
         **options,
     )
-    outcome = run_evaluation(spec, Launch(jobs=jobs, wait=wait, slurm=slurm), echo=click.echo)
+    note = None
+    if spec.launcher == "local":  # elsewhere the device resolves where the jobs run
+        placement, epochs = spec.environment.placement, overrides.get("epochs")
+        note = paper_on_cpu_note(spec.preset, placement, spec.dataset, epochs)
+    launch = Launch(jobs=jobs, wait=wait, slurm=slurm)
+    outcome = run_evaluation(spec, launch, echo=noted(click.echo, note))
     if outcome.report is None:
         return
     print_report(outcome.report)

@@ -13,7 +13,7 @@ from fer3d_bench.render.backends import BACKENDS
 from fer3d_bench.render.options import RANGES, RenderOptions
 from fer3d_bench.sources import SOURCES
 from fer3d_bench.train.config import ABLATIONS, DEVICES, PRESETS
-from fer3d_bench.train.environment import Placement, TrainingEnvironment
+from fer3d_bench.train.environment import COMPILE_MODES, Placement, Speed, TrainingEnvironment
 from fer3d_bench.weights.request import PretrainedWeights
 
 DEFAULTS = RenderOptions()
@@ -154,28 +154,57 @@ epoch_selection_option = click.option(
 
 
 def training_options(function):
-    """--device ... --exclude-flagged, handed to the command as one `environment`
-    (TrainingEnvironment): built here once, carried whole to every job."""
+    """--device ... --exclude-flagged and the speed levers (--compile, --fused-adamw,
+    --channels-last/--contiguous), handed to the command as one `environment`
+    (TrainingEnvironment): built here once, carried whole to every job. The levers needing CUDA
+    are refused here with --device cpu, and with "auto" where it resolves to the CPU
+    (train.device.resolve)."""
 
     @functools.wraps(function)
     def command(
         *args,
         device,
+        compile_mode,
+        fused_adamw,
+        channels_last,
         backbone_weights,
         trust_pickle,
         allow_architecture_mismatch,
         exclude_flagged,
         **kw,
     ):
+        speed = Speed(compile=compile_mode, fused_adamw=fused_adamw, channels_last=channels_last)
+        if device == "cpu" and speed.refusal(device):  # known now; "auto" is known where it runs
+            raise click.UsageError(speed.refusal(device))
         environment = TrainingEnvironment(
             weights=PretrainedWeights(backbone_weights, trust_pickle, allow_architecture_mismatch),
-            placement=Placement(device=device),
+            placement=Placement(device=device, speed=speed),
             exclude_flagged=exclude_flagged,
         )
         return function(*args, environment=environment, **kw)
 
     return stack(
         click.option("--device", type=click.Choice(DEVICES), default=DEVICES[0], show_default=True),
+        click.option(
+            "--compile",
+            "compile_mode",
+            type=click.Choice(COMPILE_MODES),
+            default=COMPILE_MODES[0],
+            show_default=True,
+            help="torch.compile the model: on, or cuda-graphs (mode reduce-overhead, CUDA only). "
+            "Speed only: recorded, no part of a fold's identity (benchmarks/gpu_bench.py).",
+        ),
+        click.option(
+            "--fused-adamw",
+            is_flag=True,
+            help="AdamW as one fused CUDA kernel (CUDA only). Speed only, like --compile.",
+        ),
+        click.option(
+            "--channels-last/--contiguous",
+            default=None,
+            help="Memory layout of images and weights [default: channels-last on CUDA, "
+            "contiguous on the CPU]. Speed only, like --compile.",
+        ),
         click.option(
             "--backbone-weights",
             type=click.Path(path_type=Path, exists=True, dir_okay=False),

@@ -62,13 +62,16 @@ def verify(manifest_path, dataset) -> None:
 
 @splits.command("show")
 @click.argument("manifest_path", type=click.Path(path_type=Path))
-@click.option("--repetition", default=0, show_default=True)
+@click.option(
+    "--repetition", default=0, show_default=True, help="Repetition index, numbered from 0."
+)
 def show(manifest_path, repetition) -> None:
     """Per-fold class table of one repetition of a manifest."""
     manifest = sp.read_manifest(manifest_path)
     if not 0 <= repetition < manifest.repetitions:
         raise click.BadParameter(
-            f"{manifest_path} has repetitions 0 to {manifest.repetitions - 1}",
+            f"{manifest_path} has repetitions 0 to {manifest.repetitions - 1} (numbered "
+            "from 0, as in folders and fold lines)",
             param_hint="--repetition",
         )
     click.echo(manifest.table(repetition))

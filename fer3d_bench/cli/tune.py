@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from fer3d_bench.cli.cost import paper_on_cpu_note
 from fer3d_bench.cli.options import dataset_file, epochs_option, preset_option, training_options
 from fer3d_bench.splits import MANIFESTS_DIR
 from fer3d_bench.tune import GRACE_PERIOD_S, HEARTBEAT_INTERVAL_S
@@ -87,4 +88,7 @@ def tune(dataset, protocol, manifests, preset, heartbeat_interval, grace_period,
         heartbeat=storage.Heartbeat(heartbeat_interval, grace_period),
         **options,
     )
+    note = paper_on_cpu_note(spec.preset, spec.environment.placement, spec.dataset, spec.epochs)
+    if note:  # tune says nothing before its first trial ends: said here, before it starts
+        click.echo(note)
     study.tune(spec, echo=click.echo)

@@ -107,7 +107,10 @@ def build_dataset(
         source = open_source(name, root, labels, load_layout(layout) if layout else None)
         scan = source.scan()
         if not scan.samples:
-            raise DatasetNotFoundError(f"{name}: no recognisable samples under {root}")
+            raise DatasetNotFoundError(
+                f"{name}: no recognisable samples under {root}; `fer3d-bench scan {root} "
+                f"--dataset {name}` lists what is there and why each file was skipped"
+            )
         table = render_dataset(
             root,
             name,

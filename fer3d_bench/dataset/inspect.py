@@ -11,7 +11,9 @@ from matplotlib.figure import Figure
 from fer3d_bench.dataset.flags import describe_flags, flag_counts
 from fer3d_bench.dataset.reader import H5Dataset
 from fer3d_bench.plots import save_figure
-from fer3d_bench.render.overlay import QA_COUNT, Panel, draw_panels, qa_title, worst_first
+from fer3d_bench.render.overlay import QA_COUNT, Panel, draw_panels, qa_title, ranks, worst_first
+
+DEPTH_MAX, MM_PER_STEP = 65535, 0.0025  # the depth convention: 2.5 um per step below 65535
 
 
 def describe(path: Path) -> str:
@@ -53,14 +55,17 @@ def describe(path: Path) -> str:
 
 
 def qa_sheets(path: Path, folder: Path, count: int = QA_COUNT) -> list[Path]:
-    """Per dataset, the `count` worst-aligned samples with the figure that ranks each:
-    `<name>_qa_<dataset>.png`."""
+    """Per dataset whose alignment figure ranks anything (`overlay.ranks`: CalD3r & MenD3s,
+    aligned by their capture, do not), the `count` worst-aligned samples with the figure that
+    ranks each: `<name>_qa_<dataset>.png`."""
     written = []
     with H5Dataset(path) as data:
         rows = pd.DataFrame(data.column("alignment"))
         rows["sample_id"], rows["status"] = data.sample_ids, data.statuses
         for name in sorted(set(data.datasets)):
             subset = rows[data.datasets == name]
+            if not ranks(subset):
+                continue
             worst = worst_first(subset).head(count)
             panels = []
             for index, row in worst.iterrows():
@@ -91,8 +96,12 @@ def contact_sheet(path: Path, target: Path, per_class: int = 2) -> Path:
             sample = data[index]
             left, right = axes[k // 4, 2 * (k % 4)], axes[k // 4, 2 * (k % 4) + 1]
             left.imshow(sample.rgb)
-            depth = np.where(sample.depth > 0, sample.depth, np.nan).astype(float)
-            right.imshow(depth, cmap="gray")
+            # mm behind the image's nearest face point (the depth convention), nearer brighter
+            behind = (DEPTH_MAX - sample.depth.astype(float)) * MM_PER_STEP
+            shown = right.imshow(np.where(sample.depth > 0, behind, np.nan), cmap="gray_r")
+            bar = fig.colorbar(shown, ax=right, fraction=0.046, pad=0.02)
+            bar.ax.tick_params(labelsize=5)
+            bar.set_label("mm behind", fontsize=5)
             left.set_title(f"{name}: {data.classes[sample.label]}", fontsize=7)
             right.set_title(sample.sample_id.split(":", 1)[1], fontsize=6)
     return save_figure(fig, target)

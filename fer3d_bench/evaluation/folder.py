@@ -25,7 +25,8 @@ def merge_run_info(path: Path, new: RunInfo) -> RunInfo:
     """The run.json of a folder that may hold an earlier call; refuses another configuration.
 
     What was recorded first stays; keys new in this version join; each resume by another
-    version or commit is listed under `resumed_with`.
+    version or commit, or with other speed levers (`speed`: no part of the folds' identity, so
+    a run may be resumed with others), is listed under `resumed_with`.
     """
     if not path.exists():
         return new
@@ -47,10 +48,11 @@ def merge_run_info(path: Path, new: RunInfo) -> RunInfo:
     merged = {**fresh, **raw}
     merged["variants"] = {**raw["variants"], **fresh["variants"]}
     merged["protocols"] = {**raw["protocols"], **fresh["protocols"]}
-    if (new.git_commit, new.fer3d_bench_version) != (old.git_commit, old.fer3d_bench_version):
+    other = (new.git_commit, new.fer3d_bench_version) != (old.git_commit, old.fer3d_bench_version)
+    if other or fresh.get("speed") != raw.get("speed", fresh.get("speed")):
         merged.setdefault("resumed_with", [])
-        keys = ("fer3d_bench_version", "git_commit", "device", "launcher", "created")
-        entry = {k: fresh[k] for k in keys}
+        keys = ("fer3d_bench_version", "git_commit", "device", "launcher", "speed", "created")
+        entry = {k: fresh[k] for k in keys if k in fresh}
         if entry not in merged["resumed_with"]:
             merged["resumed_with"].append(entry)
     return RunInfo.from_json(merged, path)

@@ -144,6 +144,7 @@ def _train_and_test(job: FoldJob) -> FoldSummary:
             result.history = [renamed_history(e) for e in read_jsonl(folder / METRICS)]
     result.checkpoint = f"{job.folder}/{CHECKPOINT}"
     result.device = placement.device
+    result.extra["speed"] = placement.speed.record()  # speed levers: recorded, not identity
     result.threads = torch.get_num_threads()
     result.seconds = round(time.perf_counter() - clock, 3)
     result.started, result.finished = started, now()

@@ -163,6 +163,9 @@ def _run_info(spec: EvalSpec, variants: dict, fingerprint: str, runtime: Runtime
         launcher=spec.launcher,
         environment=runtime.environment,
         created=now(),
+        # the speed levers, beside the device (train.environment.Speed): as resolved where the
+        # jobs run here, else as asked; each fold's result.json records its own
+        extra={"speed": spec.environment.placement.speed.record()},
     )
 
 

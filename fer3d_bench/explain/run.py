@@ -9,6 +9,7 @@ so the same run always explains the same samples.
 
 from __future__ import annotations
 
+import re
 import textwrap
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,6 +32,8 @@ from fer3d_bench.train.config import FULL, config_from_dict
 from fer3d_bench.train.data import FerTorchDataset
 from fer3d_bench.train.model import FerNet
 
+HEAT_CMAP = "jet"
+FOLDS_SHOWN = 5  # folds listed when --fold names none of the run's
 NAMES = {"gradcam": "Grad-CAM", "hirescam": "HiResCAM"}
 # printed by the command and put under the figure's title when the model has the transformer head
 TRANSFORMER_NOTE = (
@@ -61,7 +64,7 @@ def explain(
     run_dir = Path(run_dir)
     info = read_run_info(run_dir / "run.json")
     fold = fold or f"{next(iter(info.protocols))}/0/0"
-    folder = inside(run_dir, run_dir / variant_prefix(variant) / fold)
+    folder = fold_folder(run_dir, variant, fold)
     result = read_result(folder / "result.json")
     if not result.ok:
         raise Fer3dError(f"{folder / 'result.json'}: the fold failed ({result.reason})")
@@ -99,6 +102,26 @@ def explain(
         title += "\n" + textwrap.fill(note, 72)
     figure = draw(out / f"{name}.png", chosen, result, images, maps, title)
     return Explained(figure, heatmaps, chosen, short, note)
+
+
+def fold_folder(run_dir: Path, variant: str, fold: str) -> Path:
+    """The folder of `fold` (PROTOCOL/REP/FOLD) of `variant` in `run_dir`; refused, with the
+    expected form and the folds the run has, when it is not one of them."""
+    prefix = run_dir / variant_prefix(variant)
+    if re.fullmatch(r"[^/\\]+/\d+/\d+", fold) and (prefix / fold / "result.json").is_file():
+        return inside(run_dir, prefix / fold)
+    found = sorted(
+        (p.parent.relative_to(prefix).as_posix() for p in prefix.glob("*/*/*/result.json")),
+        key=lambda name: [int(part) if part.isdigit() else part for part in name.split("/")],
+    )
+    shown = ", ".join(found[:FOLDS_SHOWN])
+    if len(found) > FOLDS_SHOWN:
+        shown += f" and {len(found) - FOLDS_SHOWN} more"
+    where = f"{variant} folds in {run_dir}" if variant != FULL else f"folds in {run_dir}"
+    has = f"the {where}: {shown}" if found else f"no {where} has a result.json yet"
+    problem = f"is not a finished fold of {run_dir} (expected PROTOCOL/REPETITION/FOLD, e.g. "
+    problem += f"{found[0] if found else 'bu3dfe-full/0/0'}, 0-based as the folders); {has}"
+    raise Fer3dError(f"fold={fold!r} {problem}", cli=f"--fold {fold} {problem}")
 
 
 def choose(predictions: dict, classes: list[str], per_class: int):
@@ -139,7 +162,7 @@ def _save_maps(path: Path, ids: list[str], targets: list[int], maps) -> Path:
 def draw(path: Path, ids: list[str], result, images, maps, title: str) -> Path:
     """Rows = samples; columns: RGB under its heatmap, depth under its heatmap."""
     streams = 1 if maps.depth is None else 2
-    fig = Figure(figsize=(2.4 * streams, 2.4 * len(ids)))
+    fig = Figure(figsize=(2.4 * streams + 0.8, 2.4 * len(ids) + 0.4), layout="constrained")
     axes = fig.subplots(len(ids), streams)
     axes = np.array(axes).reshape(len(ids), streams)
     for row, sample in enumerate(ids):
@@ -151,8 +174,14 @@ def draw(path: Path, ids: list[str], result, images, maps, title: str) -> Path:
         for col, (image, heat, stream) in enumerate(panels):
             ax = axes[row, col]
             ax.imshow(image, cmap=None if image.ndim == 3 else "gray", extent=(0, 1, 1, 0))
-            ax.imshow(heat, cmap="jet", alpha=0.45, vmin=0, vmax=1, extent=(0, 1, 1, 0))
+            heat_image = ax.imshow(
+                heat, cmap=HEAT_CMAP, alpha=0.45, vmin=0, vmax=1, extent=(0, 1, 1, 0)
+            )
             ax.set_title(f"{label}: {stream}\n{sample}", fontsize=7)
             ax.set_axis_off()
     fig.suptitle(title, fontsize=8)
-    return save_figure(fig, path)
+    # one scale for every panel (each map is normalised to [0, 1]), said once at the right
+    bar = fig.colorbar(heat_image, ax=axes.ravel().tolist(), shrink=0.6, fraction=0.05, pad=0.02)
+    bar.set_label("class activation (each map scaled to its maximum)", fontsize=7)
+    bar.ax.tick_params(labelsize=6)
+    return save_figure(fig, path, tight=False)

@@ -1,7 +1,9 @@
-"""Image decoding through Pillow, with errors that name the file."""
+"""Image decoding through Pillow, with errors that name the file; a fast lossless PNG writer."""
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -43,3 +45,40 @@ def _open(path: Path) -> Image.Image:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise FormatError(path, f"image does not decode ({exc})") from None
     return image
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_UP = 2  # PNG filter type: each byte minus the byte above it
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """A lossless PNG of an (H, W, 3) uint8 RGB or (H, W) uint16 grey image; the same image
+    gives the same bytes.
+
+    Every row is stored with PNG's Up filter and deflated at zlib level 1 with run-length
+    matching: on render-depth's crops (smooth depth, black background) that is as small as
+    Pillow's level-1 PNG and takes half the time (Pillow tries five filters on every row).
+    """
+    if image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3:
+        colour, depth, rows = 2, 8, image.reshape(image.shape[0], -1)
+    elif image.dtype == np.uint16 and image.ndim == 2:
+        colour, depth, rows = 0, 16, image.astype(">u2").view(np.uint8)
+    else:
+        raise ValueError(
+            f"png_bytes writes RGB uint8 or grey uint16, got {image.dtype} {image.shape}"
+        )
+    height, width = image.shape[:2]
+    if height == 0 or width == 0:
+        raise ValueError(f"an image needs pixels, got {width}x{height}")
+    filtered = np.empty((height, rows.shape[1] + 1), np.uint8)
+    filtered[:, 0] = _PNG_UP
+    filtered[0, 1:] = rows[0]
+    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # modulo 256, as PNG defines it
+    deflate = zlib.compressobj(1, zlib.DEFLATED, 15, 8, zlib.Z_RLE)
+    data = deflate.compress(filtered.data) + deflate.flush()
+    header = struct.pack(">IIBBBBB", width, height, depth, colour, 0, 0, 0)
+    return _PNG_SIGNATURE + _chunk(b"IHDR", header) + _chunk(b"IDAT", data) + _chunk(b"IEND", b"")
+
+
+def _chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))

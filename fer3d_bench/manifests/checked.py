@@ -13,6 +13,7 @@ from pathlib import Path
 
 from fer3d_bench.errors import ManifestMismatch
 from fer3d_bench.splits import (
+    MANIFESTS_DIR,
     Item,
     Manifest,
     Protocol,
@@ -65,10 +66,33 @@ class CheckedManifest:
         result = verify(self.manifest, self.protocol, items)
         if not result.ok:
             details = "\n  ".join(result.describe())
-            raise ManifestMismatch(
-                f"{self.path} does not match {dataset} (as `fer3d-bench splits verify "
+            said = (
+                f"{self.which()} does not match {dataset} (as `fer3d-bench splits verify "
                 f"--manifest {self.path} --dataset {dataset}` reports):\n  {details}\n"
-                "Evaluate against the manifest the dataset was meant for (--manifests DIR), or "
-                "generate one for this dataset with `fer3d-bench splits generate`."
             )
+            python, cli = self.another("the dataset was meant for")
+            raise ManifestMismatch(said + python, cli=said + cli)
         return self
+
+    @property
+    def published(self) -> bool:
+        """Whether the manifest was read from the published data_manifests/ folder."""
+        return self.path.resolve().parent.parent == MANIFESTS_DIR.resolve()
+
+    def which(self) -> str:
+        """The manifest in words for messages: the published one or the one given, and where."""
+        kind = "the published manifest" if self.published else "the manifest given"
+        return f"{kind} {self.path}"
+
+    def another(self, meant: str) -> tuple[str, str]:
+        """How to use another manifest instead, said in Python (an argument) and on the command
+        line (an option): the same advice in the terms each reader types."""
+        generate = "generate one for this dataset with `fer3d-bench splits generate`"
+        return (
+            f"Use the manifests {meant}: pass manifests=DIR (the folder holding "
+            f"{self.protocol.name}/{self.protocol.version}.json, e.g. the demo's "
+            f"<demo>/manifests), or {generate}.",
+            f"Use the manifests {meant} (--manifests DIR, the folder holding "
+            f"{self.protocol.name}/{self.protocol.version}.json, e.g. the demo's "
+            f"<demo>/manifests), or {generate}.",
+        )

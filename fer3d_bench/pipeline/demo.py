@@ -72,7 +72,7 @@ def run_demo(
         echo(f"      {dataset}: {sum(classes.values())} samples")
     for line in describe_flags(report.flags):
         echo(f"      {line}")
-    echo(f"      worst-aligned samples: {out / 'render'}/<dataset>/{QA_PNG}")
+    echo(f"      worst-aligned samples: {out / 'render'}/<dataset>/{QA_PNG} (where they rank)")
     echo(f"      fingerprint {report.fingerprint}")
     echo(f"[3/5] splits generate -> {out / 'manifests'}")
     items = h5_items(merged)

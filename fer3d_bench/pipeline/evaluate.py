@@ -121,6 +121,34 @@ def plan_run(spec: EvalSpec, launcher: Launcher) -> Plan:
         raise
 
 
+def plan_lines(planned: Plan, pending: int) -> list[str]:
+    """What a run is about to do: a header naming each protocol (its repetitions, folds and
+    variants), then the fold jobs, as resuming when some are already done. Numbers in folders
+    and fold lines are 0-based indices (`bu3dfe-legacy/1/0`: repetition index 1, the 2nd)."""
+    shape: dict[str, dict[str, set]] = {}
+    for job in planned.jobs:
+        seen = shape.setdefault(job.identity.protocol, {"rep": set(), "fold": set(), "var": set()})
+        seen["rep"].add(job.identity.repetition)
+        seen["fold"].add(job.identity.fold)
+        seen["var"].add(job.identity.variant)
+    lines = []
+    for protocol, seen in shape.items():
+        variants = ", ".join(sorted(seen["var"]))
+        lines.append(
+            f"{protocol}: {len(seen['rep'])} repetition(s) x {len(seen['fold'])} fold(s), "
+            f"variant(s) {variants}; folders {protocol}/REPETITION/FOLD, numbered from 0"
+        )
+    total, done = len(planned.jobs), len(planned.jobs) - pending
+    if done:
+        lines.append(
+            f"{planned.run_dir}: resuming: {done} of {total} fold jobs already done (kept, not "
+            f"retrained), {pending} to run"
+        )
+    else:
+        lines.append(f"{planned.run_dir}: {total} fold jobs, 0 already done")
+    return lines
+
+
 def evaluate(
     spec: EvalSpec, launch: Launch | None = None, echo: Echo = print, report: bool = True
 ) -> Evaluation:
@@ -132,8 +160,8 @@ def evaluate(
     launcher.check()  # before anything is written: a request that can never run
     planned = plan_run(spec, launcher)
     pending = planned.pending()
-    done = len(planned.jobs) - len(pending)
-    echo(f"{spec.out}: {len(planned.jobs)} fold jobs, {done} already done")
+    for line in plan_lines(planned, len(pending)):
+        echo(line)
     summaries = launcher.run(pending, Path(spec.out), echo)
     if not launcher.waits:
         echo(

@@ -146,17 +146,24 @@ def _checked(path: Path, rows: list[Prediction], found: CheckedManifest):
     seen: dict[tuple[int, int, str], int] = {}
     by_fold: dict[tuple[int, int], list[Prediction]] = {}
     tested: dict[tuple[int, int], set[str]] = {}  # each fold's test samples, once
+
+    def unfit(problem: str) -> PredictionsError:
+        """A row that does not fit the manifest: most likely the wrong manifest, not the row."""
+        likely = (
+            f". Checked against {found.which()}: predictions made on other manifests (the "
+            "demo's, or ones you generated) do not fit it, and that is the likely cause"
+        )
+        python, cli = found.another("the predictions were made on")
+        return PredictionsError(path, f"{problem}{likely}. {python}", f"{problem}{likely}. {cli}")
+
     for r in rows:
         if not (0 <= r.repetition < repetitions and 0 <= r.fold < folds):
-            raise PredictionsError(
-                path,
+            raise unfit(
                 f"{r.where}: repetition {r.repetition}, fold {r.fold} is not a fold of "
                 f"{proto.name} ({repetitions} repetitions of {folds} folds)",
             )
         if r.sample_id not in samples:
-            raise PredictionsError(
-                path, f"{r.where}: {r.sample_id!r} is not a sample of the manifest"
-            )
+            raise unfit(f"{r.where}: {r.sample_id!r} is not a sample of the manifest")
         if r.predicted not in classes:
             raise PredictionsError(
                 path, f"{r.where}: {r.predicted!r} is not a class of {proto.name} {sorted(classes)}"
@@ -165,8 +172,7 @@ def _checked(path: Path, rows: list[Prediction], found: CheckedManifest):
         if where not in tested:
             tested[where] = manifest.test_samples(r.repetition, r.fold)
         if r.sample_id not in tested[where]:
-            raise PredictionsError(
-                path,
+            raise unfit(
                 f"{r.where}: {r.sample_id} is a training sample of repetition {r.repetition}, "
                 f"fold {r.fold}: only its test samples may be scored",
             )
@@ -183,8 +189,7 @@ def _checked(path: Path, rows: list[Prediction], found: CheckedManifest):
         expected = tested[(repetition, fold)]
         missing = sorted(set(expected) - {r.sample_id for r in fold_rows})
         if missing:
-            raise PredictionsError(
-                path,
+            raise unfit(
                 f"repetition {repetition}, fold {fold} lacks {len(missing)} of its "
                 f"{len(expected)} test samples (first: {', '.join(missing[:3])}); a fold is "
                 "scored whole or not at all",

@@ -276,6 +276,12 @@ def _reference(read: Fields) -> dict:
     return inner.data
 
 
+# configuration fields recorded only when they differ from their default, so that every
+# configuration that existed before them keeps its recorded dict and its hash (its folds'
+# identity); a record without one holds it at this default
+RECORDED_IF_SET = {"amp_dtype": "auto"}
+
+
 def flat_config(values: dict, prefix: str = "") -> dict:
     """A recorded config as dotted key -> value (`{"model.backbone": ...}`), lists for tuples."""
     out: dict = {}

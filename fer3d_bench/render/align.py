@@ -97,12 +97,12 @@ def align_bu3dfe(
     mesh, photo = scan.mesh, scan.photo
     height, width = photo.shape[:2]
     target = fit.photo_foreground(photo)
-    if target.sum() < 100:
+    if np.count_nonzero(target) < 100:
         raise AlignmentError("the F2D photo has no foreground (is it all black?)")
     renderer = renderer_for(width, height)
     start = fit.initial_camera(mesh.vertices, target)
     silhouette = renderer.silhouette(mesh.vertices, mesh.faces, start)
-    if silhouette.sum() < 100:
+    if np.count_nonzero(silhouette) < 100:
         raise AlignmentError("the mesh's silhouette is empty in the photo frame")
     moments = fit.camera_from_moments(silhouette, start, target, fit_rotation)
     camera = fit.refine_on_outline(moments, silhouette, start, target, fit_rotation)
@@ -138,13 +138,15 @@ def texture_check(mesh, texture: np.ndarray, photo: np.ndarray, camera, samples:
     height, width = texture.shape[:2]
     texels = _luminance_at(texture, uv[:, 0] * width - 0.5, (1 - uv[:, 1]) * height - 0.5)
     cols, rows = camera.project(mesh.vertices[vertices]).T
-    seen = _luminance_at(photo, cols, rows)
-    edges = mesh.vertices[mesh.faces[:, 1], :2] - mesh.vertices[mesh.faces[:, 0], :2]
-    edge_px = camera.scale * float(np.median(np.linalg.norm(edges, axis=1)))
-    shifted = [
-        _ncc(seen, _luminance_at(photo, cols + dc, rows + dr))
-        for dc, dr in ((edge_px, 0), (-edge_px, 0), (0, edge_px), (0, -edge_px))
-    ]
+    x, y = mesh.vertices[:, 0], mesh.vertices[:, 1]  # 1-D gathers: (F, 2) rows cost 10x more
+    a, b = mesh.faces[:, 0], mesh.faces[:, 1]
+    dx, dy = x[b] - x[a], y[b] - y[a]
+    edge_px = camera.scale * float(np.median(np.sqrt(dx * dx + dy * dy)))
+    steps = np.array([(0, 0), (edge_px, 0), (-edge_px, 0), (0, edge_px), (0, -edge_px)])
+    seen, *around = _luminance_at(  # the photo where the camera puts each vertex, and 4 steps away
+        photo, cols + steps[:, :1], rows + steps[:, 1:]
+    )
+    shifted = [_ncc(seen, other) for other in around]
     agreement, bar = _ncc(texels, seen), float(np.mean(shifted))
     figures = {"texture_ncc": agreement, "texture_ncc_bar": bar, "mesh_edge_px": edge_px}
     if not np.isfinite(agreement) or not bar < 1.0:  # a photo without structure: no verdict
@@ -160,13 +162,25 @@ def texture_check(mesh, texture: np.ndarray, photo: np.ndarray, camera, samples:
 
 
 def _luminance_at(image: np.ndarray, cols: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """Bilinear luminance (Rec. 601 weights) of an RGB image at sub-pixel points."""
-    weights = (0.299, 0.587, 0.114)
-    return sum(
-        w * ndimage.map_coordinates(image[..., k], [rows, cols], order=1, mode="nearest",
-                                    output=np.float64)
-        for k, w in enumerate(weights)
-    )  # fmt: skip
+    """Bilinear luminance (Rec. 601 weights) of an RGB image at sub-pixel points, the border
+    pixels repeated outside the image (map_coordinates' order 1, mode "nearest"); one
+    interpolation of the three channels' weighted sum instead of one per channel."""
+    height, width = image.shape[:2]
+    rows = np.clip(rows, 0, height - 1)
+    cols = np.clip(cols, 0, width - 1)
+    top = np.minimum(rows.astype(np.intp), max(height - 2, 0))  # rows >= 0: truncation floors
+    left = np.minimum(cols.astype(np.intp), max(width - 2, 0))
+    down, right = np.minimum(top + 1, height - 1), np.minimum(left + 1, width - 1)
+    fr, fc = rows - top, cols - left
+    pixels = image.reshape(-1, 3)
+    weights = np.array([0.299, 0.587, 0.114])
+
+    def at(r, c):  # np.take of flat indices: a tenth of the time of image[r, c]
+        return np.take(pixels, r * width + c, axis=0) @ weights
+
+    upper = at(top, left) * (1 - fc) + at(top, right) * fc
+    lower = at(down, left) * (1 - fc) + at(down, right) * fc
+    return upper * (1 - fr) + lower * fr
 
 
 def _ncc(a: np.ndarray, b: np.ndarray) -> float:

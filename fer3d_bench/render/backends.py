@@ -79,8 +79,9 @@ def _frame(
 
 def _facing_viewer(positions: np.ndarray, faces: np.ndarray) -> np.ndarray:
     """Faces reordered counter-clockwise as seen from +z, so no back face can be culled."""
-    a, b, c = (positions[faces[:, k], :2] for k in range(3))
-    signed = (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (c[:, 0] - a[:, 0]) * (b[:, 1] - a[:, 1])
+    corners = faces.T  # (3, F): gathers from the two coordinate columns, not from (N, 3) rows
+    x, y = positions[:, 0][corners], positions[:, 1][corners]
+    signed = (x[1] - x[0]) * (y[2] - y[0]) - (x[2] - x[0]) * (y[1] - y[0])
     flip = signed < 0
     oriented = faces.copy()
     oriented[flip, 1], oriented[flip, 2] = faces[flip, 2], faces[flip, 1]
@@ -141,7 +142,7 @@ class PyrenderDepthRenderer(DepthRenderer):
     def render(self, vertices: np.ndarray, faces: np.ndarray, camera: OrthoCamera) -> np.ndarray:
         frame, raw = self._draw(vertices, faces, camera)
         depth = _orthographic_depth(raw, self._camera.znear, self._camera.zfar)
-        return frame.z_top - depth
+        return np.subtract(frame.z_top, depth, out=depth)  # in place: 2 MB less to allocate
 
     def silhouette(self, vertices: np.ndarray, faces: np.ndarray, camera: OrthoCamera):
         return self._draw(vertices, faces, camera)[1] > 0  # no depth conversion needed
@@ -193,9 +194,11 @@ def _import_pyrender(before_torch: bool = True):
 
 def _orthographic_depth(raw: np.ndarray, znear: float, zfar: float) -> np.ndarray:
     """Undo pyrender's perspective linearisation: D -> n + f - n f / D; 0 (no surface) -> NaN."""
-    depth = np.full(raw.shape, np.nan)
-    hit = raw > 0
-    depth[hit] = (znear + zfar) - (znear * zfar) / raw[hit].astype(np.float64)
+    depth = raw.astype(np.float64)
+    with np.errstate(divide="ignore"):
+        np.divide(znear * zfar, depth, out=depth)
+    np.subtract(znear + zfar, depth, out=depth)
+    depth[raw == 0] = np.nan
     return depth
 
 

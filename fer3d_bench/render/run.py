@@ -29,7 +29,7 @@ from fer3d_bench.render.layout import (
     output_paths,
 )
 from fer3d_bench.render.options import RenderOptions
-from fer3d_bench.render.overlay import contact_sheet, qa_sheet
+from fer3d_bench.render.overlay import contact_sheet, landmark_marks, qa_sheet
 from fer3d_bench.render.worker import (
     MAX_RECORD_BYTES,
     Job,
@@ -83,15 +83,19 @@ def render_dataset(
         else:
             rows.append(done)
     workers, _ = cap_workers(workers, RENDER_WORKER_BYTES)  # the command line says so
-    desc = f"render-depth {dataset}"
-    with progress_bar(total=len(todo), desc=desc, unit="sample", enabled=progress) as bar:
+    reused = len(scan.samples) - len(todo)
+    desc = f"render-depth {dataset}" + (f" ({reused} samples reused)" if reused else "")
+    total = len(todo) + reused  # "40/40" when everything is reused, never "0sample"
+    with progress_bar(
+        total=total, initial=reused, desc=desc, unit="sample", enabled=progress
+    ) as bar:
         for row in _run(job, todo, out, options, workers):
             rows.append(row)
             bar.update()
     table = pd.DataFrame(rows).sort_values("sample_id", kind="stable").reset_index(drop=True)
     front = [c for c in _FRONT if c in table]
     table = table[front + sorted(c for c in table if c not in front)]
-    _write_reports(out, table, options, dataset)
+    _write_reports(out, table, options, dataset, _landmark_marks(job, scan, options.size))
     return table
 
 
@@ -199,7 +203,24 @@ def _done_row(out: Path, root: Path, record: SampleRecord, options) -> dict | No
     return saved["row"] if unchanged else None
 
 
-def _write_reports(out: Path, table: pd.DataFrame, options, dataset: str) -> None:
+def _landmark_marks(job: Job, scan: ScanResult, size: int):
+    """row -> the .lm2 points and .lm3 vertices the QA sheet draws (Bosphorus; {} elsewhere),
+    read again from the raw files of the few samples the sheet shows."""
+    source, records = open_job(job), {r.sample_id: r for r in scan.samples}
+
+    def marks(row) -> dict:
+        record = records.get(row["sample_id"])
+        if record is None or pd.isna(row.get("landmark_px_median")):
+            return {}
+        try:
+            return landmark_marks(source.load(record), row, size)
+        except (Fer3dError, ValueError, OSError):  # drawn without; the row says what failed
+            return {}
+
+    return marks
+
+
+def _write_reports(out: Path, table: pd.DataFrame, options, dataset: str, marks=None) -> None:
     with atomic_path(out / ALIGNMENT_CSV) as tmp:
         table.to_csv(tmp, index=False, float_format="%.6g")
     summary = {
@@ -217,7 +238,7 @@ def _write_reports(out: Path, table: pd.DataFrame, options, dataset: str) -> Non
         picture.unlink(missing_ok=True)  # never leave a picture of an earlier run
     if len(rendered):
         contact_sheet(out, rendered, out / OVERLAY_PNG)
-        qa_sheet(out, rendered, out / QA_PNG)
+        qa_sheet(out, rendered, out / QA_PNG, marks=marks)
 
 
 def summarise(table: pd.DataFrame, out: Path) -> tuple[str, int, int]:
@@ -237,5 +258,7 @@ def summarise(table: pd.DataFrame, out: Path) -> tuple[str, int, int]:
         )
     for _, row in table[table["status"] != OK].iterrows():
         lines.append(f"  {row['status']}: {row['sample_id']}: {row['reason']}")
-    lines.append(f"written to {out} ({ALIGNMENT_CSV}, {OVERLAY_PNG}, {QA_PNG}, {SUMMARY_JSON})")
+    pictures = [name for name in (OVERLAY_PNG, QA_PNG) if (out / name).exists()]
+    written = ", ".join([ALIGNMENT_CSV, *pictures, SUMMARY_JSON])
+    lines.append(f"written to {out} ({written})")
     return "\n".join(lines), int(counts.get(FAILED, 0)), int(counts.get(LOW, 0))

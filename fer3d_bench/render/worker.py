@@ -7,14 +7,16 @@ sample needs (no pandas, matplotlib or tqdm): each spawned worker starts seconds
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from threadpoolctl import threadpool_limits
 
 from fer3d_bench import __version__
 from fer3d_bench.errors import Fer3dError
+from fer3d_bench.formats.images import png_bytes
 from fer3d_bench.io import atomic_path, output_folder
 from fer3d_bench.processes import exit_with_parent
 from fer3d_bench.records.io import Fields, dict_of, is_str, json_text, read_json
@@ -49,8 +51,19 @@ def start_worker(job: Job, options: RenderOptions) -> None:
     """
     global _worker
     exit_with_parent()
+    one_thread_each()
     _worker = Worker(job, options, own_process=True)
     load_backend(options.backend, before_torch=False)
+
+
+def one_thread_each() -> None:
+    """This process computes on one core: render-depth's parallelism is its processes, one a
+    core, and thread pools of their own in each (llvmpipe's rasteriser threads, one a CPU by
+    default; BLAS) would only compete with the other processes for the same cores. llvmpipe
+    reads LP_NUM_THREADS when the first renderer is made (0: draw in the calling thread); a
+    value the user set is kept."""
+    os.environ.setdefault("LP_NUM_THREADS", "0")
+    threadpool_limits(1)
 
 
 def worker_ready() -> bool:
@@ -67,6 +80,13 @@ def open_job(job: Job) -> Source:
     return open_source(job.dataset, job.root, load_label_map(job.label_map), layout)
 
 
+# Renderers are closed and made again after this many samples: an OSMesa context keeps about
+# 0.8 MiB of every render (measured by benchmarks/scale_bench.py: one process rendering the 2,500
+# BU-3DFE scans grew to 1.8 GiB; with a new renderer every 50 renders it stayed flat), and a
+# new one costs a few milliseconds
+RECYCLE_RENDERERS = 50
+
+
 class Worker:
     """Loads, aligns, crops and writes samples; a renderer is made once per image size.
 
@@ -80,6 +100,7 @@ class Worker:
         self.options = options
         self.renderers = {}
         self.shares_process_with_torch = not own_process
+        self.processed = 0
 
     def renderer(self, width: int, height: int):
         key = (width, height)
@@ -92,8 +113,12 @@ class Worker:
     def close(self) -> None:
         for renderer in self.renderers.values():
             renderer.close()
+        self.renderers = {}
 
     def process(self, record: SampleRecord, out: Path) -> dict:
+        self.processed += 1
+        if self.processed % RECYCLE_RENDERERS == 0:
+            self.close()  # made again at their next use (see RECYCLE_RENDERERS)
         sources: dict = {}
         try:
             sources = source_hashes(self.job.root, record)
@@ -124,10 +149,13 @@ def crop_and_encode(aligned: align.Aligned, options: RenderOptions):
     return rgb, encode_depth(z), box
 
 
-def write_png(path: Path, image: np.ndarray) -> None:
-    """Lossless PNG, written atomically; fast compression, since the HDF5 is what gets read."""
+def write_png(path: Path, image: np.ndarray) -> str:
+    """Lossless PNG, written atomically; fast compression, since the HDF5 is what gets read.
+    Returns the file's sha256, from the bytes written (no second read)."""
+    data = png_bytes(image)
     with atomic_path(path) as tmp:
-        Image.fromarray(image).save(tmp, format="PNG", compress_level=1)
+        tmp.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def quality_columns(aligned: align.Aligned) -> dict:
@@ -147,8 +175,7 @@ def _write_sample(out: Path, record: SampleRecord, aligned, options, sources: di
     rgb, depth, box = crop_and_encode(aligned, options)
     paths = output_paths(out, record.sample_id)
     output_folder(out, paths["rgb"].parent)
-    write_png(paths["rgb"], rgb)
-    write_png(paths["depth"], depth)
+    hashes = {"rgb": write_png(paths["rgb"], rgb), "depth": write_png(paths["depth"], depth)}
     row = {
         "sample_id": record.sample_id,
         "dataset": record.dataset,
@@ -161,7 +188,6 @@ def _write_sample(out: Path, record: SampleRecord, aligned, options, sources: di
         "crop_side": box.side,
         "face_fraction": float((depth > 0).mean()),
     }
-    hashes = {key: sha256_file(paths[key]) for key in ("rgb", "depth")}
     _write_record(out, record.sample_id, row, options, hashes, sources)
     return row
 

@@ -19,7 +19,7 @@ from fer3d_bench.records.embeddings import first_embedded
 from fer3d_bench.records.group import Aggregate, ReportGroup
 from fer3d_bench.records.report import Report
 from fer3d_bench.records.result import FoldResult
-from fer3d_bench.records.run import ProtocolEntry, RunInfo, flat_config
+from fer3d_bench.records.run import RECORDED_IF_SET, ProtocolEntry, RunInfo, flat_config
 from fer3d_bench.report.aggregate import aggregate
 from fer3d_bench.report.conditions import (
     DATA_NOTE,
@@ -232,7 +232,8 @@ def paper_differences(info: RunInfo, protocol: str) -> dict[str, list]:
     if "paper" not in info.reference:
         return dict(info.reference.get("differs_from_paper") or {})
     ours = flat_config(info.variants["full"]) | dict(entry.train_applied or {})
-    paper = info.reference["paper"] | dict(entry.train_defaults or {})
+    # a field recorded only when set is, where the paper's record lacks it, at its default
+    paper = RECORDED_IF_SET | info.reference["paper"] | dict(entry.train_defaults or {})
     return {k: [v, paper.get(k)] for k, v in sorted(ours.items()) if v != paper.get(k)}
 
 

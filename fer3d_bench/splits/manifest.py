@@ -288,8 +288,8 @@ class Manifest:
         )
         dealt = " by sample" if self.unit == "sample" else ""
         lines = [
-            f"{self.protocol_name} {self.version} ({self.kind}{dealt}), repetition {repetition}"
-            f" of {self.repetitions}",
+            f"{self.protocol_name} {self.version} ({self.kind}{dealt}), "
+            f"{repetition_in_words(repetition, self.repetitions)}",
             header,
         ]
         names = ["train", "test"] if self.kind != "kfold" else None
@@ -329,6 +329,19 @@ class Manifest:
 def fold_name(kind: str, fold: int) -> str:
     """A fold as messages name it: `fold 3`, or `train` and `test` of a hold-out."""
     return f"fold {fold}" if kind == "kfold" else ("train", "test")[fold]
+
+
+def repetition_in_words(index: int, count: int) -> str:
+    """'repetition 1 (the 2nd of 100, numbered from 0)': indices are 0-based everywhere people
+    read them (folders, manifests, --repetition, --fold, fold lines), and said so where a
+    count stands beside one."""
+    return f"repetition {index} (the {ordinal(index + 1)} of {count}, numbered from 0)"
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, 11th, 12th, 13th, 21st..."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 def manifest_path(directory: Path, protocol: Protocol) -> Path:

@@ -17,12 +17,16 @@ from pathlib import Path
 from fer3d_bench.errors import ConfigError
 from fer3d_bench.records.io import read_toml
 from fer3d_bench.records.job import FULL
+from fer3d_bench.records.run import RECORDED_IF_SET
 
 DEVICES = ("auto", "cpu", "cuda")  # auto: CUDA when available
 # "rgb-attention": RGB alone with its own attention; named apart from 0.9's "rgb-only" (no
 # attention at all), so that a run folder of the old network is refused, not silently resumed
 FUSIONS = ("attention", "sum", "rgb-attention")
 HEADS = ("transformer", "pool")
+# the AMP dtype on CUDA: "auto" (bf16 where the GPU supports it, else fp16 with a grad scaler:
+# what `amp` did before the choice existed), or either one
+AMP_DTYPES = ("auto", "bf16", "fp16")
 # The timm architectures a model may be built on: the paper's (the TensorFlow-ported B2 the
 # HSEmotion face models were trained as), the plain B2, the B0s (the cpu-small preset, and the
 # HSEmotion B0 files), and timm's tiny test network (the tiny preset). Any other name is refused
@@ -116,6 +120,7 @@ RULES: dict[str, Rule] = {  # every key a configuration may set
     "seed": Rule("int", 0, 2**32 - 1),  # numpy's seeds
     "workers": Rule("int", 0, 1024),
     "amp": Rule("bool"),
+    "amp_dtype": Rule("choice", choices=AMP_DTYPES),
 }
 
 
@@ -202,6 +207,9 @@ class TrainConfig:
     seed: int = 0
     workers: int = 0  # DataLoader workers; at most the torch threads of the job, less one
     amp: bool = True  # CUDA only: bf16 where supported, else fp16 with a grad scaler
+    # which AMP dtype (AMP_DTYPES); part of the identity, since fp16 and bf16 round differently.
+    # Like `amp`, CUDA only: the CPU trains in float32 whatever these say
+    amp_dtype: str = "auto"
 
     def __post_init__(self) -> None:
         """Every field checked; the model and loss check theirs. Gradients accumulate whole
@@ -218,6 +226,11 @@ class TrainConfig:
                 f"({_shown(self.lr_backbone)}) and lr_head ({_shown(self.lr_head)}); the "
                 "one-cycle schedule rises from it to each"
             )
+        if not self.amp and self.amp_dtype != "auto":
+            raise ConfigError(
+                f"amp_dtype = {self.amp_dtype!r}: expected 'auto' with amp = false (there is "
+                "no AMP to choose a dtype for)"
+            )
         if self.effective_batch % self.batch_size:
             raise ConfigError(
                 f"effective_batch = {self.effective_batch}: expected a multiple of batch_size "
@@ -225,7 +238,11 @@ class TrainConfig:
             )
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        """What run.json and result.json record, and the config hash is taken of: every field,
+        except those of `RECORDED_IF_SET` at their default (absent, as before they existed)."""
+        values = asdict(self)
+        unset = {k for k, v in RECORDED_IF_SET.items() if values.get(k) == v}
+        return {k: v for k, v in values.items() if k not in unset}
 
 
 PRESETS: dict[str, TrainConfig] = {
@@ -363,7 +380,7 @@ def config_from_dict(values: object, where: Path | str | None = None) -> TrainCo
 def config_keys() -> list[str]:
     """Every key a config file or override may set: `epochs`, `model.backbone`, ..."""
     base = TrainConfig()
-    keys = [k for k in base.as_dict() if k not in ("model", "loss")]
+    keys = [k.name for k in fields(base) if k.name not in ("model", "loss")]
     keys += [f"model.{k}" for k in asdict(base.model)] + [f"loss.{k}" for k in asdict(base.loss)]
     return sorted(keys)
 
@@ -441,6 +458,8 @@ def _check_pairs(overrides: Mapping) -> None:
         TrainConfig(
             batch_size=overrides["batch_size"], effective_batch=overrides["effective_batch"]
         )
+    if {"amp", "amp_dtype"} <= overrides.keys():
+        TrainConfig(amp=overrides["amp"], amp_dtype=overrides["amp_dtype"])
     for rate in ("lr_backbone", "lr_head"):
         if {"min_lr", rate} <= overrides.keys() and overrides["min_lr"] > overrides[rate]:
             raise ConfigError(

@@ -24,14 +24,18 @@ DataLoader reads them from the file. Both give the same batches, so the same run
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from fer3d_bench.dataset import H5Dataset
+from fer3d_bench.errors import Fer3dError
 from fer3d_bench.io import atomic_path, output_folder
 from fer3d_bench.processes import folder_lock
 from fer3d_bench.progress import progress as progress_bar
@@ -93,7 +97,7 @@ def train(
     checkpoint = out / CHECKPOINT
     with folder_lock(out), H5Dataset(fold.dataset) as data:
         resident = dev.type == "cuda" if resident is None else resident
-        fit = build_fit(data, fold, config, dev, resident)
+        fit = build_fit(data, fold, config, dev, resident, placement.speed)
         if weights is not None and weights.path is not None:
             report = load_backbone_weights(fit.model.backbones(), config.model.backbone, weights)
             with atomic_path(out / WEIGHTS_REPORT) as tmp:
@@ -102,7 +106,7 @@ def train(
         if checkpoint.exists():
             resume(fit, checkpoint)
         rewrite_metrics(out / METRICS, fit.history)
-        amp = _autocast(dev, config.amp)
+        amp = _autocast(dev, config)
         scaler = torch.amp.GradScaler("cuda", enabled=amp is not None and amp[1] == torch.float16)
         predictions: dict[str, int] = {}
         embeddings: dict[str, np.ndarray] = {}
@@ -110,7 +114,7 @@ def train(
         for epoch in range(fit.epoch, last):
             started = time.perf_counter()
             record = _train_epoch(fit, epoch, amp, scaler, placement.progress)
-            test_accuracy, predictions, embeddings = predict(fit.model, fit.test_set, fit)
+            test_accuracy, predictions, embeddings = predict(fit.test_set, fit)
             if fit.best is None or test_accuracy > fit.best.accuracy:  # ties: the earlier epoch
                 fit.best = BestEpoch(epoch + 1, test_accuracy, dict(predictions))
             record |= {
@@ -123,10 +127,25 @@ def train(
             fit.epoch = epoch + 1
             append_metrics(out, record)
             write_checkpoint(checkpoint, checkpoint_state(fit))
+            if placement.progress:
+                tqdm.write(epoch_line(out, record, config.epochs, fit.best), file=sys.stderr)
         if not predictions:  # resumed after the last epoch: score the test fold once more
-            _, predictions, embeddings = predict(fit.model, fit.test_set, fit)
+            _, predictions, embeddings = predict(fit.test_set, fit)
     final = fit.history[-1]["test_accuracy"] if fit.history else float("nan")
     return TrainResult(fit.history, checkpoint, final, predictions, embeddings, fit.best)
+
+
+def epoch_line(out: Path, record: dict, epochs: int, best: BestEpoch | None) -> str:
+    """One line per finished epoch, so a log shows a fold at work: "bu3dfe-full/0/1 epoch 3/14:
+    loss 1.2345, train accuracy 0.512, test accuracy 0.450 (best so far 0.475 at epoch 2),
+    12.3 s" (the fold's folder, as `evaluate` lays it out; the best is shown, never used)."""
+    where = "/".join(Path(out).parts[-3:])
+    best_words = f" (best so far {best.accuracy:.3f} at epoch {best.epoch})" if best else ""
+    return (
+        f"{where} epoch {record['epoch']}/{epochs}: loss {record['loss_total']:.4f}, "
+        f"train accuracy {record['train_accuracy']:.3f}, test accuracy "
+        f"{record['test_accuracy']:.3f}{best_words}, {record['seconds']:.1f} s"
+    )
 
 
 def _train_epoch(fit: Fit, epoch: int, amp, scaler, progress: bool) -> dict:
@@ -145,7 +164,7 @@ def _train_epoch(fit: Fit, epoch: int, amp, scaler, progress: bool) -> dict:
         labels = labels.to(dev)
         cast = torch.autocast(dev.type, dtype=amp[1]) if amp else contextlib.nullcontext()
         with cast:
-            logits, embedding = fit.model(rgb, depth)
+            logits, embedding = fit.run_model(rgb, depth)
             loss, parts = fit.criterion(logits.float(), embedding.float(), labels)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} in epoch {epoch + 1}")
@@ -197,21 +216,21 @@ def _step(fit: Fit, scaler) -> None:
 
 @torch.no_grad()
 def predict(
-    model, dataset: FerTorchDataset, fit: Fit
+    dataset: FerTorchDataset, fit: Fit
 ) -> tuple[float, dict[str, int], dict[str, np.ndarray]]:
-    """Accuracy, predictions (dataset class indices) and embeddings (float32) on a dataset,
-    without augmentation; the embeddings come from the same forward pass as the predictions."""
-    model.eval()
+    """Accuracy, predictions (dataset class indices) and embeddings (float32) of the fit's
+    model on a dataset, without augmentation; the embeddings come from the same forward pass
+    as the predictions."""
+    fit.model.eval()
     predictions: dict[str, int] = {}
     embeddings: dict[str, np.ndarray] = {}
     correct = 0
     loader = _loader(dataset, fit.config, shuffle_seed=None)
     offset = 0
     for rgb, depth, labels in loader:
-        logits, embedding = model(
-            rgb.to(fit.device, memory_format=fit.layout),
-            depth.to(fit.device, memory_format=fit.layout),
-        )
+        rgb = rgb.to(fit.device, memory_format=fit.layout)
+        depth = depth.to(fit.device, memory_format=fit.layout)
+        logits, embedding = fit.run_model(rgb, depth)
         guess = logits.float().argmax(1).cpu()
         vectors = embedding.float().cpu().numpy()
         correct += int((guess == labels.cpu()).sum())
@@ -241,7 +260,33 @@ def _loader(dataset, config: TrainConfig, shuffle_seed: int | None):
     )
 
 
-def _autocast(dev: torch.device, wanted: bool):
-    if not wanted or dev.type != "cuda":
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _autocast(dev: torch.device, config: TrainConfig):
+    """("cuda", dtype) of the configuration's AMP, or None: no AMP asked, or not on CUDA.
+
+    The CPU trains in float32 whatever `amp` says (as it always has); an `amp_dtype` chosen
+    there is said to be unused rather than refused, since the configuration (and so the fold's
+    identity) must not depend on the machine that happens to train it. bf16 on a GPU without it
+    is refused.
+    """
+    if not config.amp:
         return None
-    return ("cuda", torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16)
+    if dev.type != "cuda":
+        if config.amp_dtype != "auto":
+            warnings.warn(
+                f"amp_dtype = {config.amp_dtype!r} is CUDA only: this fold trains on "
+                f"{dev.type} in float32 (its configuration keeps the setting)",
+                stacklevel=3,
+            )
+        return None
+    bf16 = torch.cuda.is_bf16_supported()
+    if config.amp_dtype == "bf16" and not bf16:
+        raise Fer3dError(
+            f"amp_dtype = 'bf16': {torch.cuda.get_device_name(dev)} does not support bf16 "
+            "(choose 'fp16' or 'auto')"
+        )
+    if config.amp_dtype == "auto":
+        return ("cuda", torch.bfloat16 if bf16 else torch.float16)
+    return ("cuda", AMP_DTYPES[config.amp_dtype])

@@ -1,11 +1,16 @@
 """A training run's pieces, built from the seed: datasets, model, loss, optimisers, schedule;
 and the same pieces continued from a checkpoint, or put into one (with the history and the
-epoch of best test accuracy so far, so that a resumed run ends as an uninterrupted one)."""
+epoch of best test accuracy so far, so that a resumed run ends as an uninterrupted one).
+
+The speed levers (`environment.Speed`) are applied here too: the memory layout, the compiled
+forward and the fused optimiser. None of them enters the checkpoint's signature, so a fold
+started with some may be resumed with others."""
 
 from __future__ import annotations
 
 import hashlib
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -20,6 +25,7 @@ from fer3d_bench.records.result import renamed_history
 from fer3d_bench.train.checkpoint import read_checkpoint
 from fer3d_bench.train.config import TrainConfig
 from fer3d_bench.train.data import AugmentConfig, FerTorchDataset, ResidentDataset, class_outputs
+from fer3d_bench.train.environment import Speed
 from fer3d_bench.train.fold import TrainingFold
 from fer3d_bench.train.losses import FerLoss, centers_optimizer, class_weights
 from fer3d_bench.train.model import FerNet
@@ -56,16 +62,35 @@ class Fit:
     steps: int
     accumulate: int
     signature: dict
+    forward: Callable  # the model, or its torch.compile'd form (same parameters, same state)
+    cuda_graphs: bool = False  # `forward` replays CUDA graphs: each call starts a new step
     epoch: int = 0
     history: list[dict] = field(default_factory=list)
     best: BestEpoch | None = None  # None before the first epoch
 
+    def run_model(self, rgb: torch.Tensor, depth: torch.Tensor):
+        """(logits, embedding) of a batch, through the compiled forward where there is one.
+
+        With CUDA graphs the outputs live in the graph's memory until its next replay; marking
+        each call a new step tells torch that the previous outputs are no longer read.
+        """
+        if self.cuda_graphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        return self.forward(rgb, depth)
+
 
 def build_fit(
-    data: H5Dataset, fold: TrainingFold, config: TrainConfig, dev: torch.device, resident: bool
+    data: H5Dataset,
+    fold: TrainingFold,
+    config: TrainConfig,
+    dev: torch.device,
+    resident: bool,
+    speed: Speed | None = None,
 ) -> Fit:
     """Datasets (resident on `dev` if asked), model, loss, optimisers and schedule, freshly
-    initialised from the seed."""
+    initialised from the seed, with the speed levers asked for (default: none, and
+    channels-last on CUDA only)."""
+    speed = speed or Speed()
     train_indices, test_indices = fold.train, fold.test
     names = list(data.classes) if fold.classes is None else list(fold.classes)
     outputs, label_map = class_outputs(data, names, train_indices, test_indices)
@@ -76,8 +101,9 @@ def build_fit(
     train_set = kind(data, train_indices, norm, size, augment, config.seed, label_map, **where)
     test_set = kind(data, test_indices, norm, size, None, config.seed, label_map, **where)
     model = FerNet(replace(config.model, num_classes=len(names)))
-    # channels-last: faster on GPUs, slower on CPUs
-    layout = torch.channels_last if dev.type == "cuda" else torch.contiguous_format
+    # channels-last: faster on GPUs, slower on CPUs (unless the placement says otherwise)
+    last = dev.type == "cuda" if speed.channels_last is None else speed.channels_last
+    layout = torch.channels_last if last else torch.contiguous_format
     weights = class_weights(label_map[data.labels[train_indices]], len(names)).to(dev)
     criterion = FerLoss(len(names), config.model.token_dim, weights, config.loss).to(dev)
     optimizer = torch.optim.AdamW(
@@ -86,6 +112,7 @@ def build_fit(
             {"params": model.head_parameters(), "lr": config.lr_head},
         ],
         weight_decay=config.weight_decay,
+        fused=speed.fused_adamw or None,  # None: torch's own choice, as before the lever
     )
     accumulate = max(1, config.effective_batch // config.batch_size)
     batches = math.ceil(len(train_set) / config.batch_size)
@@ -113,7 +140,24 @@ def build_fit(
         steps=steps,
         accumulate=accumulate,
         signature=signature,
+        forward=compiled(model, speed.compile),
+        cuda_graphs=speed.compile == "cuda-graphs",
     )
+
+
+def compiled(model: FerNet, mode: str) -> Callable:
+    """The model's forward as `Speed.compile` asks: itself ("off"), or torch.compile'd.
+
+    Compiling happens on the first call (timed apart by benchmarks/gpu_bench.py). Shapes are
+    kept static (`dynamic=False`): a fold has at most two batch sizes per pass (the full one and
+    the epoch's last), each its own graph, which CUDA graphs need anyway. The compiled module
+    shares the model's parameters, so checkpoints are written from the model itself and keep
+    their keys.
+    """
+    if mode == "off":
+        return model
+    graphs = mode == "cuda-graphs"
+    return torch.compile(model, mode="reduce-overhead" if graphs else None, dynamic=False)
 
 
 def one_cycle(optimizer, max_lrs: list[float], steps: int, config: TrainConfig):
@@ -166,9 +210,12 @@ def resume(fit: Fit, checkpoint: Path) -> None:
         fit.model.load_state_dict(saved["model"])
         fit.criterion.load_state_dict(saved["criterion"])
         fit.optimizer.load_state_dict(saved["optimizer"])
+        _keep_fused(fit.optimizer, fit.optimizer.defaults.get("fused"))
         fit.centers_opt.load_state_dict(saved["centers_optimizer"])
         fit.scheduler.load_state_dict(saved["scheduler"])
         torch.set_rng_state(saved["rng"].cpu())
+        if fit.device.type == "cuda" and isinstance(saved.get("cuda_rng"), torch.Tensor):
+            torch.cuda.set_rng_state(saved["cuda_rng"].cpu(), fit.device)
         problem = _state_problem(fit.optimizer) or _state_problem(fit.centers_opt)
     except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
         problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -177,6 +224,20 @@ def resume(fit: Fit, checkpoint: Path) -> None:
     fit.epoch = saved["epoch"]
     fit.history = [renamed_history(e) for e in saved["history"]]
     fit.best = None if saved["best_test"] is None else BestEpoch(**saved["best_test"])
+
+
+def _keep_fused(optimizer: torch.optim.Optimizer, fused: bool | None) -> None:
+    """The fused choice of this run, not the checkpoint's: `load_state_dict` takes each group's
+    options from the file, `fused` among them, so a fold started with --fused-adamw would stay
+    fused when resumed without it (and the reverse). AdamW's step counts move to where the
+    chosen implementation keeps them: on the parameter's device when fused, else on the CPU."""
+    for group in optimizer.param_groups:
+        group["fused"] = fused
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            if isinstance(state.get("step"), torch.Tensor):
+                where = param.device if fused else torch.device("cpu")
+                state["step"] = state["step"].to(device=where, dtype=torch.float32)
 
 
 def _best_problem(saved: dict, fit: Fit) -> str | None:
@@ -249,8 +310,12 @@ def _state_problem(optimizer: torch.optim.Optimizer) -> str | None:
 
 
 def checkpoint_state(fit: Fit) -> dict:
-    """What a checkpoint of `fit` holds after its latest epoch."""
-    return {
+    """What a checkpoint of `fit` holds after its latest epoch. On CUDA that includes the
+    device's generator (`cuda_rng`): dropout draws from it there, so a fold resumed without it
+    would draw other masks than the uninterrupted one (a checkpoint without it, written on the
+    CPU or before 0.17, resumes with the generator as seeded)."""
+    cuda = {"cuda_rng": torch.cuda.get_rng_state(fit.device)} if fit.device.type == "cuda" else {}
+    return cuda | {
         "model": fit.model.state_dict(),
         "criterion": fit.criterion.state_dict(),
         "optimizer": fit.optimizer.state_dict(),

@@ -22,7 +22,13 @@ from torch import Tensor, nn
 
 from fer3d_bench.weights.errors import WeightsError
 from fer3d_bench.weights.files import existing_file, read_safetensors
-from fer3d_bench.weights.known import is_safetensors, refuse_other_architecture
+from fer3d_bench.weights.inspect import CANDIDATES, backbone_shapes
+from fer3d_bench.weights.known import (
+    PRESET_BACKBONES,
+    is_safetensors,
+    refuse_other_architecture,
+    same_architecture,
+)
 from fer3d_bench.weights.limits import check_torch_file
 from fer3d_bench.weights.request import PretrainedWeights
 
@@ -158,9 +164,40 @@ def refuse_shape_mismatch(
     """WeightsError if any matched tensor has another shape than the backbone's."""
     wrong = [k for k, v in mapped.items() if v.shape != target[k].shape]
     if wrong:
-        raise WeightsError(
-            path,
+        problem = (
             f"weights do not fit the {backbone} backbone; {len(wrong)} tensors differ "
             f"in shape, e.g. {wrong[0]}: {tuple(mapped[wrong[0]].shape)} in the file, "
-            f"{tuple(target[wrong[0]].shape)} expected",
+            f"{tuple(target[wrong[0]].shape)} expected"
         )
+        fits = fitting_architectures(mapped)
+        python, cli = _presets_taking(fits)
+        raise WeightsError(path, problem + python, problem + cli)
+
+
+def fitting_architectures(mapped: Mapping[str, Tensor]) -> list[str]:
+    """The architectures (inspect's candidates and the presets' backbones) whose backbone holds
+    every tensor of `mapped` under its name and in its shape: what the file was made as."""
+    names = dict.fromkeys([*CANDIDATES, *PRESET_BACKBONES.values()])
+    fits = []
+    for name in names:
+        shapes = backbone_shapes(name)
+        if all(shapes.get(k) == tuple(v.shape) for k, v in mapped.items()):
+            fits.append(name)
+    return fits
+
+
+def _presets_taking(fits: list[str]) -> tuple[str, str]:
+    """'; the file fits ...: preset ...', said in Python and on the command line ('' if none)."""
+    if not fits:
+        return (f"; it fits none of {', '.join(dict.fromkeys([*CANDIDATES]))}",) * 2
+    presets = [
+        (preset, arch)
+        for preset, arch in PRESET_BACKBONES.items()
+        if any(same_architecture(arch, fit) for fit in fits)
+    ]
+    said = f"; its tensors fit {', '.join(fits)}"
+    if not presets:
+        return (f"{said} (no preset builds that backbone)",) * 2
+    python = " or ".join(f"preset='{p}' ({arch})" for p, arch in presets)
+    cli = " or ".join(f"--preset {p} ({arch})" for p, arch in presets)
+    return f"{said}: train it with {python}", f"{said}: train it with {cli}"

@@ -51,6 +51,16 @@ class FileHashes:
     sha256: str
 
 
+# the training presets by the backbone each builds (train.config.PRESETS, which the weights
+# room may not import; tests/weights/test_fitting_presets.py keeps the two equal): named in
+# messages, so that a file that does not fit one preset says which one it does fit
+PRESET_BACKBONES = {
+    "paper": "tf_efficientnet_b2",
+    "cpu-small": "efficientnet_b0",
+    "tiny": "test_efficientnet",
+}
+
+
 def known_weights() -> dict[str, KnownWeights]:
     """git blob SHA-1 -> the known file it identifies."""
     table = tomllib.loads(resources.files(__package__).joinpath("known.toml").read_text())

@@ -186,7 +186,7 @@ def test_cli_evaluate_with_ablation_writes_the_report_and_figures(small, tmp_pat
     for figure in report["figures"]:
         assert (out / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     again = CliRunner().invoke(main, args)  # everything done: nothing retrains
-    assert again.exit_code == 0 and "4 fold jobs, 4 already done" in again.output
+    assert again.exit_code == 0 and "resuming: 4 of 4 fold jobs already done" in again.output
 
 
 def test_submitit_path_with_its_local_executor(small, tmp_path):

@@ -63,21 +63,21 @@ def test_torch_datasets_give_normalised_pairs_labels_and_ids(small):
 
 
 def test_the_readmes_baseline_runs_at_tiny_scale(small, tmp_path, monkeypatch):
-    """The README's example block, run as written but for its first settings line."""
+    """The README's example block, run as written but for its settings: a tiny model, two
+    folds of the generated sample, then scored."""
     readme = (Path(__file__).parents[2] / "README.md").read_text()
     block = readme.split("<!-- folds-example -->\n```python\n", 1)[1].split("```", 1)[0]
-    settings = (
-        'DATASET, PROTOCOL, MODEL, SIZE, EPOCHS = "merged.h5", "bu3dfe-full", "resnet18", 224, 10'
-    )
-    assert settings in block
-    values = (str(small / "merged.h5"), "bu3dfe-full", "test_efficientnet", 32, 1)
-    tiny = f"DATASET, PROTOCOL, MODEL, SIZE, EPOCHS = {values!r}"
-    code = block.replace(settings, tiny).replace(
-        "for fold in folds(PROTOCOL, DATASET):",
-        "for fold in folds(PROTOCOL, DATASET, MANIFESTS)[:2]:",
-    )
+    settings = 'MODEL, SIZE, EPOCHS = "resnet18", 64, 2'
+    paths = 'DATASET, MANIFESTS, PROTOCOL = "demo/merged.h5", "demo/manifests", "bu3dfe-full"'
+    loop = "for fold in folds(PROTOCOL, DATASET, manifests=MANIFESTS):"
+    assert settings in block and paths in block and loop in block
+    tiny = f"MODEL, SIZE, EPOCHS = {('test_efficientnet', 32, 1)!r}"
+    ours = (str(small / "merged.h5"), str(small / "m"), "bu3dfe-full")
+    here = f"DATASET, MANIFESTS, PROTOCOL = {ours!r}"
+    code = block.replace(settings, tiny).replace(paths, here)
+    code = code.replace(loop, "for fold in folds(PROTOCOL, DATASET, manifests=MANIFESTS)[:2]:")
     monkeypatch.chdir(tmp_path)
-    exec(compile(code, "README.md", "exec"), {"MANIFESTS": small / "m"})
+    exec(compile(code, "README.md", "exec"), {})
     with open(tmp_path / "predictions.csv", newline="") as file:
         rows = list(csv.DictReader(file))
     listed = folds("bu3dfe-full", small / "merged.h5", small / "m")[:2]

@@ -6,6 +6,7 @@ from PIL import Image
 
 from fer3d_bench.errors import FormatError
 from fer3d_bench.formats import read_depth16, read_rgb
+from fer3d_bench.formats.images import png_bytes
 
 
 def test_rgb_bmp_and_grey_png(tmp_path):
@@ -45,3 +46,30 @@ def test_truncated_png_pixel_data(tmp_path):
     (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
     with pytest.raises(FormatError, match="cut.png: image does not decode"):
         read_rgb(tmp_path / "cut.png")
+
+
+def test_png_writer_is_lossless_and_deterministic(tmp_path):
+    """render-depth's own PNG writer: Pillow (and so the merged-file builder) reads back every
+    bit, and the same image always gives the same bytes."""
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (31, 17, 3), dtype=np.uint8)
+    depth = rng.integers(0, 65536, (9, 40), dtype=np.uint16)
+    depth[0, :3] = [0, 1, 65535]
+    for image, read in ((rgb, read_rgb), (depth, read_depth16)):
+        data = png_bytes(image)
+        assert data == png_bytes(image.copy())
+        path = tmp_path / "x.png"
+        path.write_bytes(data)
+        out = read(path)
+        assert out.dtype == image.dtype
+        np.testing.assert_array_equal(out, image)
+        np.testing.assert_array_equal(np.asarray(Image.open(path)), image)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 3), np.uint16), np.zeros((0, 4, 3), np.uint8)],
+)
+def test_png_writer_refuses_what_it_does_not_write(image):
+    with pytest.raises(ValueError):
+        png_bytes(image)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fer3d_bench.errors import FormatError
-from fer3d_bench.formats import parse_vrml, read_vrml
+from fer3d_bench.formats import parse_vrml, read_vrml, vrml
 
 from handmade import TINY_VRML as TINY
 
@@ -85,3 +85,44 @@ def test_empty_face_list_is_an_error():
     )
     with pytest.raises(FormatError, match="no faces"):
         parse_vrml(text)
+
+
+def _numpy_numbers(text: str) -> np.ndarray:
+    """What the reader gave before plain decimals had a fast path: numpy's own float parser."""
+    return np.fromstring(text.replace(",", " "), dtype=np.float64, sep=" ")
+
+
+def test_plain_decimals_are_read_bit_for_bit_as_numpy_reads_them():
+    texts = ["-0.000 0.0 -0 5. .5 -.5 007.250 123456789012.345"]
+    rng = np.random.default_rng(7)
+    for _ in range(300):
+        numbers = []
+        for _ in range(rng.integers(1, 40)):
+            whole = str(rng.integers(0, 10 ** rng.integers(1, 8))) if rng.random() < 0.9 else ""
+            decimals = "".join(rng.choice(list("0123456789"), rng.integers(0, 8)))  # <= 15 digits
+            number = ("-" if rng.random() < 0.4 else "") + whole
+            number += "." + decimals if rng.random() < 0.8 or not whole else ""
+            numbers.append(number if any(c.isdigit() for c in number) else number + "0")
+        gaps = rng.choice([" ", ", ", ",", "\n\t\t", "\r\n", " ,\n"], len(numbers))
+        texts.append("\n" + "".join(n + str(g) for n, g in zip(numbers, gaps, strict=True)))
+    for text in texts:
+        fast = vrml._plain_decimals(text)
+        assert fast is not None
+        np.testing.assert_array_equal(fast.view(np.uint64), _numpy_numbers(text).view(np.uint64))
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["1e-3 2", "nan 1", "+1 2", "1-2", "1..2", "1.2.3", "--1", "- 1", ".", "-.", "0x1", "1,,a",
+     "12345678901234567"],
+)  # fmt: skip
+def test_anything_but_plain_decimals_goes_to_numpy(text):
+    assert vrml._plain_decimals(text) is None
+
+
+def test_exponents_and_negative_zero_read_as_numpy_reads_them():
+    text = TINY.replace("0 0 0, 1 0 0", "0 0 -0.000, 1e0 0 0")
+    mesh = parse_vrml(text)
+    assert mesh.vertices[0, 2] == 0 and np.signbit(mesh.vertices[0, 2])
+    assert mesh.vertices[1, 0] == 1.0
+    np.testing.assert_array_equal(mesh.vertices[2:], parse_vrml(TINY).vertices[2:])

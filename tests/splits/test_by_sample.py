@@ -170,7 +170,10 @@ def test_by_sample_folds_on_a_merged_file_test_each_sample_once_and_share_people
     verified = run("splits", "verify", "--manifest", path, "--dataset", merged)
     assert verified.exit_code == 0 and "ok: the dataset matches" in verified.output
     shown = run("splits", "show", path, "--repetition", "2")
-    assert shown.exit_code == 0 and "(kfold by sample), repetition 2 of 100" in shown.output
+    assert (
+        shown.exit_code == 0
+        and "(kfold by sample), repetition 2 (the 3rd of 100, numbered from 0)" in shown.output
+    )
     assert "3 of 3 subjects have samples in more than one group" in shown.output
     too_far = run("splits", "show", path, "--repetition", "100")
     assert too_far.exit_code == 2 and "repetitions 0 to 99" in too_far.output

@@ -33,8 +33,8 @@ def scripted(monkeypatch, correct: list[int]) -> None:
     """The test pass of epoch k (0-based) gets `correct[k]` of its samples right, the first
     ones by id, the others wrong: a run whose accuracies, and so its best epoch, are known."""
 
-    def predict(model, dataset, fit):
-        _, _, embeddings = REAL_PREDICT(model, dataset, fit)
+    def predict(dataset, fit):
+        _, _, embeddings = REAL_PREDICT(dataset, fit)
         right = correct[min(fit.epoch, len(correct) - 1)]
         labels = {
             fit.data.sample_ids[int(i)]: int(fit.data.labels[int(i)]) for i in dataset.indices

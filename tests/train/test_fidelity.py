@@ -46,6 +46,7 @@ def toy_fit(accumulate: int = 1, batch_size: int = 2):
         config=SimpleNamespace(batch_size=batch_size, workers=0, seed=0, epochs=1),
         device=torch.device("cpu"),
         layout=torch.contiguous_format,
+        run_model=lambda rgb, depth: model(rgb, depth),
     )
 
 

@@ -162,6 +162,10 @@ def test_cli_train_and_bad_overrides(learn, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "test-fold accuracy" in result.output
+    # a line per epoch, so a log shows the fold at work (its folder's last three parts)
+    line = next(t for t in result.output.splitlines() if " epoch 1/1: loss " in t)
+    assert line.startswith("/".join((tmp_path / "run").parts[-3:]) + " epoch 1/1: loss ")
+    assert "test accuracy" in line and "(best so far" in line and line.endswith(" s")
     assert "epoch 1 (optimistic: chosen on the test fold" in result.output  # of one epoch
     with pytest.raises(Fer3dError, match="unknown configuration key"):
         with_overrides(PRESETS["tiny"], **{"model.nonsense": 1})
