@@ -1,3 +1,3 @@
 """fer3d-bench: reproducible RGB+depth facial expression recognition benchmark."""
 
-__version__ = "0.17.0"
+__version__ = "0.18.0"

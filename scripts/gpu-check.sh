@@ -2,7 +2,10 @@
 # The one device check of a GPU machine: the tests marked `cuda` (tests/cuda), then
 # benchmarks/gpu_bench.py --quick, then ONE summary table (each cuda test's outcome; pairs/s per
 # lever and per number of folds at once; the projected legacy protocol). Meant to finish within
-# 8 minutes on one H200, given this repository and its .venv (nothing is installed or fetched).
+# 8 minutes on one H200. Nothing is fetched: it runs with the checkout's .venv, or, where there is
+# none (a bare GPU machine), with that machine's python3 if it has PyTorch, the checkout on
+# PYTHONPATH and the pure-Python wheels it lacks installed from .whl/ into a folder of its own
+# (scripts/gpu-wheels.sh builds them here; carry .whl with the checkout).
 #
 #   bash scripts/gpu-check.sh
 #
@@ -21,8 +24,38 @@ PY=${VENV:-.venv}/bin/python
 RESULTS=${OUT:-$(mktemp -d -t gpu-check-XXXXXX)}
 mkdir -p "$RESULTS"
 if [[ ! -x $PY ]]; then
-  echo "gpu-check: $PY is missing: bring the repository's .venv (scripts/setup.sh makes it)" >&2
-  exit 2
+  if ! python3 -c 'import torch' >/dev/null 2>&1; then
+    echo "gpu-check: no $PY, and python3 has no PyTorch: bring the repository's .venv" \
+      "(scripts/setup.sh makes it)" >&2
+    exit 2
+  fi
+  PY=python3
+  site=${GPU_CHECK_SITE:-/tmp/fer3d-gpu-check-site}
+  if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install --quiet --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+      --target "$site" .whl/*.whl || exit 2
+  fi
+  export PYTHONPATH="$site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+  # what the cuda tests and the benchmark import (rendering's pyrender, open3d and trimesh, and
+  # tuning's optuna, are not among them)
+  missing=$(python3 -c '
+import importlib.util
+names = ["numpy", "scipy", "pandas", "h5py", "torch", "torchvision", "timm", "safetensors",
+         "click", "tqdm", "PIL", "matplotlib", "sklearn", "threadpoolctl", "cv2", "submitit",
+         "pytorch_grad_cam", "ttach", "pytest"]
+def found(name):
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+print(" ".join(n for n in names if not found(n)))')
+  if [[ -n $missing ]]; then
+    echo "gpu-check: no .venv here, and python3 lacks: $missing (run scripts/gpu-wheels.sh" \
+      "where pip works and carry .whl, or bring a .venv)" >&2
+    exit 2
+  fi
+  echo "gpu-check: no .venv: $(python3 -c 'import sys, torch; print("python", sys.version.split()[0], "with torch", torch.__version__)')," \
+    "the checkout on PYTHONPATH, .whl/ installed into $site"
 fi
 
 seen=""

@@ -259,6 +259,26 @@ def test_backends_agree_on_faces_and_match_photo(bu_scans, face_renderers):
             assert iou >= 0.99, f"{wrl.name}: IoU {iou:.4f}"
 
 
+def test_pyrender_buffer_read_directly_matches_pyrenders_own_path(bu_scans):
+    """On OSMesa the depth buffer is read as OpenGL wrote it; pyrender's public path (what an
+    EGL framebuffer goes through) linearises it as if perspective and is converted back. Both
+    must give the same pixels and the same depth to the buffer's precision: this fails if a
+    pyrender release changes the internals the direct read calls."""
+    wrl, camera = bu_scans[0]
+    mesh = read_vrml(wrl)
+    with PyrenderDepthRenderer(512, 512) as renderer:
+        assert renderer._own_buffer  # OSMesa here: the direct read is the one in use
+        direct = renderer.render(mesh.vertices, mesh.faces, camera)
+        silhouette = renderer.silhouette(mesh.vertices, mesh.faces, camera)
+        renderer._own_buffer = False
+        public = renderer.render(mesh.vertices, mesh.faces, camera)
+    np.testing.assert_array_equal(np.isfinite(direct), np.isfinite(public))
+    np.testing.assert_array_equal(silhouette, np.isfinite(direct))
+    assert np.isfinite(direct).sum() > 50_000
+    span = np.nanmax(direct) - np.nanmin(direct)  # float32 steps of pyrender's conversion
+    np.testing.assert_allclose(direct, public, rtol=0, atol=1e-6 * span, equal_nan=True)
+
+
 # ---------------------------------------------------------------------------------------------
 # 6-7: bad input, reuse, factory
 
