@@ -22,7 +22,7 @@ def python3_on_path(folder: Path, blocked: tuple[str, ...] = (), torch: bool = T
     if torch:
         (folder / "python3").write_text(f'#!/bin/sh\nexec "{sys.executable}" "$@"\n')
     else:
-        (folder / "python3").write_text('#!/bin/sh\n[ "$1" = -c ] && exit 1\nexit 1\n')
+        (folder / "python3").write_text("#!/bin/sh\nexit 1\n")  # a python3 that imports nothing
     (folder / "python3").chmod(0o755)
     (folder / "sitecustomize.py").write_text(
         "import sys\n"

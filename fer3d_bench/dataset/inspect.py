@@ -11,9 +11,8 @@ from matplotlib.figure import Figure
 from fer3d_bench.dataset.flags import describe_flags, flag_counts
 from fer3d_bench.dataset.reader import H5Dataset
 from fer3d_bench.plots import save_figure
+from fer3d_bench.render.depth import decode_depth
 from fer3d_bench.render.overlay import QA_COUNT, Panel, draw_panels, qa_title, ranks, worst_first
-
-DEPTH_MAX, MM_PER_STEP = 65535, 0.0025  # the depth convention: 2.5 um per step below 65535
 
 
 def describe(path: Path) -> str:
@@ -97,8 +96,7 @@ def contact_sheet(path: Path, target: Path, per_class: int = 2) -> Path:
             left, right = axes[k // 4, 2 * (k % 4)], axes[k // 4, 2 * (k % 4) + 1]
             left.imshow(sample.rgb)
             # mm behind the image's nearest face point (the depth convention), nearer brighter
-            behind = (DEPTH_MAX - sample.depth.astype(float)) * MM_PER_STEP
-            shown = right.imshow(np.where(sample.depth > 0, behind, np.nan), cmap="gray_r")
+            shown = right.imshow(decode_depth(sample.depth), cmap="gray_r")
             bar = fig.colorbar(shown, ax=right, fraction=0.046, pad=0.02)
             bar.ax.tick_params(labelsize=5)
             bar.set_label("mm behind", fontsize=5)

@@ -43,7 +43,7 @@ from fer3d_bench.render.worker import (
     start_worker,
     worker_ready,
 )
-from fer3d_bench.sources import SampleRecord, ScanResult
+from fer3d_bench.sources import SampleRecord, ScanResult, Source
 from fer3d_bench.taxonomy import CLASSES
 from fer3d_bench.workers import RENDER_WORKER_BYTES, cap_workers
 
@@ -70,7 +70,8 @@ def render_dataset(
     """
     job = Job(dataset, Path(root), layout, label_map)
     _claim(out, dataset)
-    scan = open_job(job).scan()
+    source = open_job(job)
+    scan = source.scan()
     rows = [failed_row(sample_id, reason) for sample_id, reason in scan.incomplete]
     rows += _unreadable_rows(scan, dataset)
     for folder in sorted({output_paths(out, s.sample_id)["rgb"].parent for s in scan.samples}):
@@ -95,7 +96,7 @@ def render_dataset(
     table = pd.DataFrame(rows).sort_values("sample_id", kind="stable").reset_index(drop=True)
     front = [c for c in _FRONT if c in table]
     table = table[front + sorted(c for c in table if c not in front)]
-    _write_reports(out, table, options, dataset, _landmark_marks(job, scan, options.size))
+    _write_reports(out, table, options, dataset, _landmark_marks(source, scan, options.size))
     return table
 
 
@@ -203,10 +204,10 @@ def _done_row(out: Path, root: Path, record: SampleRecord, options) -> dict | No
     return saved["row"] if unchanged else None
 
 
-def _landmark_marks(job: Job, scan: ScanResult, size: int):
+def _landmark_marks(source: Source, scan: ScanResult, size: int):
     """row -> the .lm2 points and .lm3 vertices the QA sheet draws (Bosphorus; {} elsewhere),
     read again from the raw files of the few samples the sheet shows."""
-    source, records = open_job(job), {r.sample_id: r for r in scan.samples}
+    records = {r.sample_id: r for r in scan.samples}
 
     def marks(row) -> dict:
         record = records.get(row["sample_id"])
