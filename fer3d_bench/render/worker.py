@@ -81,9 +81,9 @@ def open_job(job: Job) -> Source:
 
 
 # Renderers are closed and made again after this many samples: an OSMesa context keeps about
-# 0.8 MiB of every render (measured by benchmarks/scale_bench.py: one process rendering the 2,500
-# BU-3DFE scans grew to 1.8 GiB; with a new renderer every 50 renders it stayed flat), and a
-# new one costs a few milliseconds
+# 0.6 MiB of every BU-3DFE scan it renders (benchmarks/scale_bench.py, 2 workers: the largest
+# render process took 752 MiB for a folder of 625 scans and 1.8 GiB for 2,500; with a new
+# renderer every 50 samples, 462 and 495 MiB), and a new one costs a few milliseconds
 RECYCLE_RENDERERS = 50
 
 
